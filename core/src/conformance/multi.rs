@@ -1,0 +1,4 @@
+//! Checks: multi.
+
+#[allow(unused_imports)]
+use super::*;

@@ -1,0 +1,4 @@
+//! Checks: sessions.
+
+#[allow(unused_imports)]
+use super::*;

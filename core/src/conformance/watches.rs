@@ -1,0 +1,4 @@
+//! Checks: watches.
+
+#[allow(unused_imports)]
+use super::*;

@@ -1,0 +1,1 @@
+//! Shared support for the integration tests (servers as child processes, fault injection).

@@ -1,0 +1,1 @@
+//! Coordination recipes over menagerie-core. The recipes land with their issues.

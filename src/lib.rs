@@ -1,0 +1,1 @@
+//! menagerie facade (filled in below).
