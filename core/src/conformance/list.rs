@@ -6,10 +6,10 @@
 #[doc(hidden)]
 macro_rules! __with_checks {
     ($m:ident ! ($($pre:tt)*)) => {
-        $crate::$m!($($pre)* ;
+        $crate::$m! {$($pre)* ;
             path_rules_enforced,
             create_persistent_and_read_back,
-        )
+        }
     };
 }
 

@@ -1,0 +1,26 @@
+//! Process-wide named stores: every `native:` connection in one process reaches the same tree,
+//! as connections to one server would.
+
+use crate::store::NativeStore;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The process-wide in-memory store called `name` (created on first use; `""` is the default one
+/// behind the plain `native:` URL). It lives as long as the process.
+///
+/// ```
+/// let a = menagerie_native::shared_store("orders");
+/// let b = menagerie_native::shared_store("orders");
+/// assert!(std::sync::Arc::ptr_eq(&a, &b));
+/// ```
+pub fn shared_store(name: &str) -> Arc<NativeStore> {
+    static STORES: OnceLock<Mutex<HashMap<String, Arc<NativeStore>>>> = OnceLock::new();
+    let mut stores = STORES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    stores
+        .entry(name.to_string())
+        .or_insert_with(NativeStore::new)
+        .clone()
+}
