@@ -1,1 +1,198 @@
-//! menagerie facade (filled in below).
+//! # menagerie
+//!
+//! Distributed-coordination recipes for async Rust — locks, queues, leader election, service
+//! discovery, config watch, least-connections balancing — over a pluggable backend: the embedded
+//! native tree (default), Apache ZooKeeper or etcd. Pick the backend with a Cargo feature and a URL:
+//!
+//! | URL | backend | feature |
+//! |---|---|---|
+//! | `native:` | process-wide in-memory tree (every `native:` connection shares it) | `native` (default) |
+//! | `native:NAME` | the process-wide in-memory tree called NAME | `native` |
+//! | `native:///path` | durable native store (not yet available) | `native` |
+//! | `zk://h1:2181,h2:2181/chroot` | Apache ZooKeeper (not yet available) | `zookeeper` |
+//! | `etcd://h1:2379/prefix` | etcd v3 (not yet available) | `etcd` |
+//!
+//! Query options: `?session_timeout_ms=N`.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use menagerie::{connect, CreateMode};
+//! let client = connect("native:docs-example").await?;
+//! client.create_all("/app/config", b"{}", CreateMode::Persistent).await?;
+//! let (data, stat) = client.get("/app/config").await?;
+//! assert_eq!((data.as_slice(), stat.version), (&b"{}"[..], 0));
+//! # Ok::<_, menagerie::Error>(()) }).unwrap();
+//! ```
+#![warn(missing_docs)]
+
+pub use menagerie_core::{
+    path, sequence, AddWatchMode, Backend, Capabilities, Client, CreateMode, Error, ErrorKind,
+    EventType, MultiOpError, OneshotWatch, Op, OpResult, PersistentWatch, Result, RetryPolicy,
+    SessionId, SessionState, Stat, StateStream, WatchedEvent, Zxid,
+};
+
+/// The core contract crate, re-exported.
+pub use menagerie_core as core;
+/// The recipes crate, re-exported.
+pub use menagerie_recipes as recipes;
+
+/// The embedded native backend, re-exported (feature `native`).
+#[cfg(feature = "native")]
+pub use menagerie_native as native;
+
+use std::time::Duration;
+
+/// A parsed connection URL.
+///
+/// ```
+/// use menagerie::ConnectUrl;
+/// let u = ConnectUrl::parse("zk://a:2181,b:2181/app?session_timeout_ms=5000").unwrap();
+/// assert_eq!(u.scheme, "zk");
+/// assert_eq!(u.hosts, vec!["a:2181", "b:2181"]);
+/// assert_eq!(u.path, "/app");
+/// assert_eq!(u.session_timeout.unwrap().as_millis(), 5000);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectUrl {
+    /// `native`, `zk` or `etcd`.
+    pub scheme: String,
+    /// Host:port pairs (empty for native).
+    pub hosts: Vec<String>,
+    /// chroot / prefix (ZooKeeper, etcd), file path (durable native), or store name (`native:NAME`).
+    pub path: String,
+    /// `session_timeout_ms` option.
+    pub session_timeout: Option<Duration>,
+}
+
+impl ConnectUrl {
+    /// Parses a connection URL; a malformed one is a [`Error::BadArguments`].
+    pub fn parse(url: &str) -> Result<ConnectUrl> {
+        let bad = |why: &str| Error::BadArguments {
+            reason: format!("connection URL {url:?}: {why}"),
+        };
+        let (scheme, rest) = url
+            .split_once(':')
+            .ok_or_else(|| bad("expected scheme:…, e.g. native: or zk://host:2181"))?;
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
+        let mut session_timeout = None;
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("session_timeout_ms", v)) => {
+                    let ms: u64 = v
+                        .parse()
+                        .map_err(|_| bad("session_timeout_ms must be a number of milliseconds"))?;
+                    session_timeout = Some(Duration::from_millis(ms));
+                }
+                _ => return Err(bad(&format!("unknown option {pair:?}"))),
+            }
+        }
+        let (hosts, path) = match rest.strip_prefix("//") {
+            Some(authority_and_path) => {
+                let (auth, path) = match authority_and_path.find('/') {
+                    Some(i) => (&authority_and_path[..i], &authority_and_path[i..]),
+                    None => (authority_and_path, ""),
+                };
+                let hosts: Vec<String> = auth
+                    .split(',')
+                    .filter(|h| !h.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                (hosts, path.to_string())
+            }
+            None => (Vec::new(), rest.to_string()),
+        };
+        Ok(ConnectUrl {
+            scheme: scheme.to_ascii_lowercase(),
+            hosts,
+            path,
+            session_timeout,
+        })
+    }
+}
+
+/// Opens a session on the backend named by `url` and returns a [`Client`] for it.
+///
+/// Schemes whose backend is not compiled in, or not available yet, answer
+/// [`Error::Unsupported`] saying which; an unknown scheme is [`Error::BadArguments`].
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let err = menagerie::connect("carrier-pigeon://coop").await.unwrap_err();
+/// assert_eq!(err.kind(), menagerie::ErrorKind::BadArguments);
+/// # });
+/// ```
+pub async fn connect(url: &str) -> Result<Client> {
+    let u = ConnectUrl::parse(url)?;
+    match u.scheme.as_str() {
+        "native" => connect_native(&u),
+        "zk" | "zookeeper" => Err(not_available("zookeeper", cfg!(feature = "zookeeper"))),
+        "etcd" => Err(not_available("etcd", cfg!(feature = "etcd"))),
+        other => Err(Error::BadArguments {
+            reason: format!(
+                "unknown backend scheme {other:?} in {url:?}: use native:, zk:// or etcd://"
+            ),
+        }),
+    }
+}
+
+fn not_available(feature: &str, compiled: bool) -> Error {
+    if compiled {
+        Error::unsupported(format!("the {feature} backend is not implemented yet"))
+    } else {
+        Error::unsupported(format!(
+            "the {feature} backend is not compiled in: enable menagerie's `{feature}` feature"
+        ))
+    }
+}
+
+#[cfg(feature = "native")]
+fn connect_native(u: &ConnectUrl) -> Result<Client> {
+    if !u.hosts.is_empty() || u.path.starts_with('/') {
+        return Err(Error::unsupported(
+            "durable native stores (native:///path) are not implemented yet",
+        ));
+    }
+    let store = menagerie_native::shared_store(&u.path);
+    let session = match u.session_timeout {
+        Some(t) => store.session_with_timeout(t),
+        None => store.session(),
+    };
+    Ok(Client::new(std::sync::Arc::new(session)))
+}
+
+#[cfg(not(feature = "native"))]
+fn connect_native(_: &ConnectUrl) -> Result<Client> {
+    Err(not_available("native", false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn schemes_answer_typed_errors() {
+        let e = connect("zk://127.0.0.1:2181").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        let e = connect("etcd://127.0.0.1:2379/p").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        let e = connect("nonsense").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadArguments);
+        let e = connect("native:?session_timeout_ms=abc").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadArguments);
+    }
+
+    #[cfg(feature = "native")]
+    #[tokio::test]
+    async fn native_connections_share_one_tree() {
+        let a = connect("native:facade-test").await.unwrap();
+        let b = connect("native:facade-test?session_timeout_ms=2000").await.unwrap();
+        a.create("/x", b"1", CreateMode::Ephemeral).await.unwrap();
+        assert_eq!(b.get("/x").await.unwrap().0, b"1");
+        assert_ne!(a.session_id(), b.session_id());
+        a.close().await.unwrap();
+        assert!(b.exists("/x").await.unwrap().is_none());
+    }
+}

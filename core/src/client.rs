@@ -191,8 +191,11 @@ impl Client {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        if self.retry.max_elapsed.is_zero() {
-            return op().await;
+        // First attempt outside the backoff machinery: the common case costs nothing extra.
+        let first = op().await;
+        match &first {
+            Err(e) if e.is_retryable() && !self.retry.max_elapsed.is_zero() => {}
+            _ => return first,
         }
         backoff::future::retry(self.retry.backoff(), || {
             let fut = op();
