@@ -40,78 +40,7 @@ pub use menagerie_recipes as recipes;
 #[cfg(feature = "native")]
 pub use menagerie_native as native;
 
-use std::time::Duration;
-
-/// A parsed connection URL.
-///
-/// ```
-/// use menagerie::ConnectUrl;
-/// let u = ConnectUrl::parse("zk://a:2181,b:2181/app?session_timeout_ms=5000").unwrap();
-/// assert_eq!(u.scheme, "zk");
-/// assert_eq!(u.hosts, vec!["a:2181", "b:2181"]);
-/// assert_eq!(u.path, "/app");
-/// assert_eq!(u.session_timeout.unwrap().as_millis(), 5000);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectUrl {
-    /// `native`, `zk` or `etcd`.
-    pub scheme: String,
-    /// Host:port pairs (empty for native).
-    pub hosts: Vec<String>,
-    /// chroot / prefix (ZooKeeper, etcd), file path (durable native), or store name (`native:NAME`).
-    pub path: String,
-    /// `session_timeout_ms` option.
-    pub session_timeout: Option<Duration>,
-}
-
-impl ConnectUrl {
-    /// Parses a connection URL; a malformed one is a [`Error::BadArguments`].
-    pub fn parse(url: &str) -> Result<ConnectUrl> {
-        let bad = |why: &str| Error::BadArguments {
-            reason: format!("connection URL {url:?}: {why}"),
-        };
-        let (scheme, rest) = url
-            .split_once(':')
-            .ok_or_else(|| bad("expected scheme:…, e.g. native: or zk://host:2181"))?;
-        let (rest, query) = match rest.split_once('?') {
-            Some((r, q)) => (r, Some(q)),
-            None => (rest, None),
-        };
-        let mut session_timeout = None;
-        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=') {
-                Some(("session_timeout_ms", v)) => {
-                    let ms: u64 = v
-                        .parse()
-                        .map_err(|_| bad("session_timeout_ms must be a number of milliseconds"))?;
-                    session_timeout = Some(Duration::from_millis(ms));
-                }
-                _ => return Err(bad(&format!("unknown option {pair:?}"))),
-            }
-        }
-        let (hosts, path) = match rest.strip_prefix("//") {
-            Some(authority_and_path) => {
-                let (auth, path) = match authority_and_path.find('/') {
-                    Some(i) => (&authority_and_path[..i], &authority_and_path[i..]),
-                    None => (authority_and_path, ""),
-                };
-                let hosts: Vec<String> = auth
-                    .split(',')
-                    .filter(|h| !h.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                (hosts, path.to_string())
-            }
-            None => (Vec::new(), rest.to_string()),
-        };
-        Ok(ConnectUrl {
-            scheme: scheme.to_ascii_lowercase(),
-            hosts,
-            path,
-            session_timeout,
-        })
-    }
-}
+pub use menagerie_core::url::ConnectUrl;
 
 /// Opens a session on the backend named by `url` and returns a [`Client`] for it.
 ///
@@ -128,8 +57,14 @@ pub async fn connect(url: &str) -> Result<Client> {
     let u = ConnectUrl::parse(url)?;
     match u.scheme.as_str() {
         "native" => connect_native(&u),
-        "zk" | "zookeeper" => Err(not_available("zookeeper", cfg!(feature = "zookeeper"))),
-        "etcd" => Err(not_available("etcd", cfg!(feature = "etcd"))),
+        #[cfg(feature = "zookeeper")]
+        "zk" | "zookeeper" => menagerie_zookeeper::connect(&u).await,
+        #[cfg(not(feature = "zookeeper"))]
+        "zk" | "zookeeper" => Err(not_compiled("zookeeper")),
+        #[cfg(feature = "etcd")]
+        "etcd" => menagerie_etcd::connect(&u).await,
+        #[cfg(not(feature = "etcd"))]
+        "etcd" => Err(not_compiled("etcd")),
         other => Err(Error::BadArguments {
             reason: format!(
                 "unknown backend scheme {other:?} in {url:?}: use native:, zk:// or etcd://"
@@ -138,14 +73,11 @@ pub async fn connect(url: &str) -> Result<Client> {
     }
 }
 
-fn not_available(feature: &str, compiled: bool) -> Error {
-    if compiled {
-        Error::unsupported(format!("the {feature} backend is not implemented yet"))
-    } else {
-        Error::unsupported(format!(
-            "the {feature} backend is not compiled in: enable menagerie's `{feature}` feature"
-        ))
-    }
+#[allow(dead_code)] // unused when every backend is compiled in
+fn not_compiled(feature: &str) -> Error {
+    Error::unsupported(format!(
+        "the {feature} backend is not compiled in: enable menagerie's `{feature}` feature"
+    ))
 }
 
 #[cfg(feature = "native")]
@@ -165,19 +97,29 @@ fn connect_native(u: &ConnectUrl) -> Result<Client> {
 
 #[cfg(not(feature = "native"))]
 fn connect_native(_: &ConnectUrl) -> Result<Client> {
-    Err(not_available("native", false))
+    Err(not_compiled("native"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[cfg(not(feature = "zookeeper"))]
     #[tokio::test]
-    async fn schemes_answer_typed_errors() {
+    async fn missing_zookeeper_feature_is_a_typed_error() {
         let e = connect("zk://127.0.0.1:2181").await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unsupported);
+    }
+
+    #[cfg(not(feature = "etcd"))]
+    #[tokio::test]
+    async fn missing_etcd_feature_is_a_typed_error() {
         let e = connect("etcd://127.0.0.1:2379/p").await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unsupported);
+    }
+
+    #[tokio::test]
+    async fn bad_urls_are_typed_errors() {
         let e = connect("nonsense").await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::BadArguments);
         let e = connect("native:?session_timeout_ms=abc").await.unwrap_err();

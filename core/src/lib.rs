@@ -36,6 +36,7 @@ pub mod path;
 pub mod sequence;
 pub mod session;
 pub mod stat;
+pub mod url;
 pub mod watch;
 
 #[cfg(feature = "conformance")]

@@ -1,1 +1,4 @@
-//! Shared support for the integration tests (servers as child processes, fault injection).
+//! Shared support for the integration tests: real servers as child processes on free loopback
+//! ports with temp dirs, readiness waits, and process control (kill, pause, restart).
+
+pub mod process;
