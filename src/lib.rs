@@ -130,7 +130,9 @@ mod tests {
     #[tokio::test]
     async fn native_connections_share_one_tree() {
         let a = connect("native:facade-test").await.unwrap();
-        let b = connect("native:facade-test?session_timeout_ms=2000").await.unwrap();
+        let b = connect("native:facade-test?session_timeout_ms=2000")
+            .await
+            .unwrap();
         a.create("/x", b"1", CreateMode::Ephemeral).await.unwrap();
         assert_eq!(b.get("/x").await.unwrap().0, b"1");
         assert_ne!(a.session_id(), b.session_id());

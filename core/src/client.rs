@@ -466,7 +466,10 @@ impl Client {
     /// Child names and Stat, leaving a one-shot child watch (retried).
     pub async fn children_and_watch(&self, p: &str) -> Result<(Vec<String>, Stat, OneshotWatch)> {
         let full = self.full(p);
-        match self.retrying(|| self.backend.children_and_watch(&full)).await {
+        match self
+            .retrying(|| self.backend.children_and_watch(&full))
+            .await
+        {
             Ok((c, s, w)) => Ok((c, s, self.watch_of(w))),
             Err(e) => Err(self.map_err(e)),
         }
@@ -480,7 +483,10 @@ impl Client {
                 let seq = matches!(op, Op::Create { mode, .. } if mode.is_sequential());
                 path::validate_path(op.path(), seq)?;
             }
-            mapped = ops.iter().map(|op| op.with_path(self.full(op.path()))).collect();
+            mapped = ops
+                .iter()
+                .map(|op| op.with_path(self.full(op.path())))
+                .collect();
             &mapped[..]
         } else {
             ops

@@ -281,16 +281,24 @@ impl fmt::Display for Error {
             Error::BadVersion { path } => write!(f, "version mismatch at {path}"),
             Error::NotEmpty { path } => write!(f, "node {path} has children"),
             Error::NoChildrenForEphemerals { path } => {
-                write!(f, "cannot create {path}: ephemeral nodes cannot have children")
+                write!(
+                    f,
+                    "cannot create {path}: ephemeral nodes cannot have children"
+                )
             }
             Error::InvalidPath { path, reason } => write!(f, "invalid path {path:?}: {reason}"),
             Error::DataTooLarge { size, limit } => {
                 write!(f, "data of {size} bytes exceeds the limit of {limit} bytes")
             }
             Error::BadArguments { reason } => write!(f, "bad arguments: {reason}"),
-            Error::ConnectionLoss => write!(f, "connection lost (the operation may have been applied)"),
+            Error::ConnectionLoss => {
+                write!(f, "connection lost (the operation may have been applied)")
+            }
             Error::OperationTimeout => {
-                write!(f, "operation timed out (the operation may have been applied)")
+                write!(
+                    f,
+                    "operation timed out (the operation may have been applied)"
+                )
             }
             Error::SessionExpired => write!(f, "session expired"),
             Error::Closed => write!(f, "client closed"),

@@ -45,7 +45,10 @@ impl CreateMode {
     }
     /// True when the node dies with its session.
     pub fn is_ephemeral(&self) -> bool {
-        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
     }
     /// True for container nodes.
     pub fn is_container(&self) -> bool {
@@ -54,7 +57,9 @@ impl CreateMode {
     /// The TTL, for the TTL modes.
     pub fn ttl(&self) -> Option<Duration> {
         match self {
-            CreateMode::PersistentWithTtl(t) | CreateMode::PersistentSequentialWithTtl(t) => Some(*t),
+            CreateMode::PersistentWithTtl(t) | CreateMode::PersistentSequentialWithTtl(t) => {
+                Some(*t)
+            }
             _ => None,
         }
     }

@@ -108,7 +108,17 @@ mod tests {
 
     #[test]
     fn round_trip_over_the_whole_range() {
-        for n in [0, 1, 9, 10, 999_999_999, i32::MAX, -1, i32::MIN, -999_999_999] {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            999_999_999,
+            i32::MAX,
+            -1,
+            i32::MIN,
+            -999_999_999,
+        ] {
             let s = format!("p{}", format_sequence(n));
             assert_eq!(parse_sequence(&s), Some(n), "{s}");
         }

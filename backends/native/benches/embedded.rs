@@ -23,7 +23,10 @@ async fn run_one(s: &NativeSession, kind: Kind, prefix: &str, n: usize) {
     for i in 0..n {
         let p = format!("{prefix}/n{i}");
         let r = match kind {
-            Kind::Create => s.create(&p, &DATA, CreateMode::Persistent).await.map(|_| ()),
+            Kind::Create => s
+                .create(&p, &DATA, CreateMode::Persistent)
+                .await
+                .map(|_| ()),
             Kind::Get => s.get(&p).await.map(|_| ()),
             Kind::Set => s.set(&p, &DATA, None).await.map(|_| ()),
             Kind::Delete => s.delete(&p, None).await,
@@ -47,7 +50,9 @@ async fn phase(store: &Arc<NativeStore>, tasks: usize, n: usize) -> Vec<(Kind, f
         for (t, s) in sessions.iter().enumerate() {
             let s = s.clone();
             let prefix = format!("{base}/t{t}");
-            handles.push(tokio::spawn(async move { run_one(&s, kind, &prefix, n).await }));
+            handles.push(tokio::spawn(
+                async move { run_one(&s, kind, &prefix, n).await },
+            ));
         }
         for h in handles {
             h.await.unwrap();

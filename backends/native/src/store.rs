@@ -159,7 +159,9 @@ impl Inner {
             .attached
             .iter()
             .filter(|(_, a)| {
-                !a.expired_while_cut && a.cut_since.is_some_and(|t| now.duration_since(t) >= a.timeout)
+                !a.expired_while_cut
+                    && a.cut_since
+                        .is_some_and(|t| now.duration_since(t) >= a.timeout)
             })
             .map(|(id, _)| *id)
             .collect();
@@ -230,7 +232,10 @@ impl NativeStore {
 
     /// Opens a new session with the given timeout (how long a cut-off client survives).
     pub fn session_with_timeout(&self, timeout: Duration) -> NativeSession {
-        let store = self.weak.upgrade().expect("a NativeStore is always held in an Arc");
+        let store = self
+            .weak
+            .upgrade()
+            .expect("a NativeStore is always held in an Arc");
         self.start_reaper();
         NativeSession::open(store, timeout)
     }

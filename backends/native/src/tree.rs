@@ -594,9 +594,12 @@ impl DataTree {
         // validate_path guarantees a leading '/'.
         let slash = p.rfind('/').unwrap_or(0);
         let parent_path = if slash == 0 { "/" } else { &p[..slash] };
-        let parent = self.nodes.get_mut(parent_path).ok_or_else(|| Error::NoNode {
-            path: parent_path.into(),
-        })?;
+        let parent = self
+            .nodes
+            .get_mut(parent_path)
+            .ok_or_else(|| Error::NoNode {
+                path: parent_path.into(),
+            })?;
         if parent.ephemeral_owner != 0 {
             return Err(Error::NoChildrenForEphemerals { path: p.into() });
         }
@@ -679,10 +682,7 @@ mod tests {
     }
 
     fn op(zxid: i64, op: Op) -> (Txn, Vec<Change>) {
-        (
-            txn(zxid, TxnBody::Op { session: 7, op }),
-            Vec::new(),
-        )
+        (txn(zxid, TxnBody::Op { session: 7, op }), Vec::new())
     }
 
     #[test]
@@ -703,7 +703,10 @@ mod tests {
         t.apply(&x, &mut ch);
         let (x, _) = op(3, Op::delete("/p/a", None));
         t.apply(&x, &mut ch);
-        let (x, _) = op(4, Op::create("/p/s", b"".to_vec(), CreateMode::PersistentSequential));
+        let (x, _) = op(
+            4,
+            Op::create("/p/s", b"".to_vec(), CreateMode::PersistentSequential),
+        );
         match t.apply(&x, &mut ch) {
             TxnResult::Op(Ok(OpResult::Create { path, .. })) => assert_eq!(path, "/p/s0000000001"),
             other => panic!("{other:?}"),
