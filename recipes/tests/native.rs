@@ -1,0 +1,3 @@
+//! Every recipe test against the embedded native backend.
+
+menagerie_recipes::recipe_tests!(menagerie_native::NativeFactory::new());
