@@ -168,7 +168,15 @@ impl Client {
 
     fn check(&self, p: &str, sequential: bool) -> Result<String> {
         path::validate_path(p, sequential)?;
-        Ok(self.full(p))
+        Ok(self.full_for(p, sequential))
+    }
+
+    /// The backend path; a sequential create of the chroot's `/` names a child of the chroot.
+    fn full_for(&self, p: &str, sequential: bool) -> String {
+        if sequential && p == "/" && self.root.is_some() {
+            return format!("{}/", self.chroot());
+        }
+        self.full(p)
     }
 
     fn map_err(&self, e: Error) -> Error {
@@ -479,14 +487,19 @@ impl Client {
     pub async fn multi(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
         let mapped: Vec<Op>;
         let ops = if self.root.is_some() {
-            for op in ops {
+            let mut out = Vec::with_capacity(ops.len());
+            for (i, op) in ops.iter().enumerate() {
                 let seq = matches!(op, Op::Create { mode, .. } if mode.is_sequential());
-                path::validate_path(op.path(), seq)?;
+                if let Err(e) = path::validate_path(op.path(), seq) {
+                    // The same shape a backend gives for an invalid path inside a multi.
+                    return Err(Error::MultiFailed {
+                        index: i,
+                        results: crate::MultiOpError::for_failure(ops.len(), i, e.kind()),
+                    });
+                }
+                out.push(op.with_path(self.full_for(op.path(), seq)));
             }
-            mapped = ops
-                .iter()
-                .map(|op| op.with_path(self.full(op.path())))
-                .collect();
+            mapped = out;
             &mapped[..]
         } else {
             ops

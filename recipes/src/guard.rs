@@ -32,13 +32,27 @@ use tokio::sync::watch;
 /// ```
 #[derive(Debug)]
 pub struct HoldGuard {
+    view: HoldView,
+    stop: watch::Sender<Option<LostReason>>,
+    released: bool,
+}
+
+/// What a holder can see and do without being able to release: the token, `lost()`, fenced writes.
+/// A [`HoldGuard`] derefs to it; leadership hands one out per term.
+#[derive(Debug, Clone)]
+pub struct HoldView {
     client: Client,
     path: String,
     token: i64,
     session: SessionId,
     lost: LostSignal,
-    stop: watch::Sender<Option<LostReason>>,
-    released: bool,
+}
+
+impl std::ops::Deref for HoldGuard {
+    type Target = HoldView;
+    fn deref(&self) -> &HoldView {
+        &self.view
+    }
 }
 
 impl HoldGuard {
@@ -46,16 +60,25 @@ impl HoldGuard {
         let (client, path, _name, token, session) = entry.disarm();
         let (lost, stop) = monitor(client.clone(), path.clone(), session, policy);
         HoldGuard {
-            client,
-            path,
-            token,
-            session,
-            lost,
+            view: HoldView {
+                client,
+                path,
+                token,
+                session,
+                lost,
+            },
             stop,
             released: false,
         }
     }
 
+    /// A clonable view of this hold (token, `lost()`, fenced writes), without release rights.
+    pub fn view(&self) -> HoldView {
+        self.view.clone()
+    }
+}
+
+impl HoldView {
     /// The fencing token: strictly increasing across successive holders of the same lock.
     pub fn token(&self) -> i64 {
         self.token
@@ -81,9 +104,9 @@ impl HoldGuard {
         self.lost.reason()
     }
 
-    /// True while no loss has been detected.
+    /// True while no loss has been detected (and the holding session is still the client's).
     pub fn is_held(&self) -> bool {
-        self.lost.reason().is_none()
+        self.lost.reason().is_none() && self.client.session_id() == self.session
     }
 
     /// Applies `ops` atomically only if the holder's node still exists (a check is prepended).
@@ -113,26 +136,34 @@ impl HoldGuard {
             Err(e) => Err(e),
         }
     }
+}
 
+impl HoldGuard {
     /// Releases: deletes the node, retrying retryable errors until done. A hold that was already
     /// lost (node gone, session expired) releases as a no-op.
     pub async fn release(mut self) -> Result<()> {
         self.released = true;
         self.stop.send_replace(Some(LostReason::Released));
-        if self.client.session_id() != self.session {
+        let HoldView {
+            client,
+            path,
+            session,
+            ..
+        } = self.view.clone();
+        if client.session_id() != session {
             return Ok(()); // the session that held it is gone, and the node with it
         }
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
         let mut wait = std::time::Duration::from_millis(10);
         loop {
-            match self.client.delete(&self.path, None).await {
+            match client.delete(&path, None).await {
                 Ok(()) | Err(Error::NoNode { .. }) => return Ok(()),
                 Err(e) if e.is_session_gone() => return Ok(()),
                 Err(e) if e.is_retryable() && tokio::time::Instant::now() < deadline => {
-                    tracing::debug!(path = %self.path, error = %e, "release failed; retrying");
+                    tracing::debug!(%path, error = %e, "release failed; retrying");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(std::time::Duration::from_secs(1));
-                    if self.client.session_id() != self.session {
+                    if client.session_id() != session {
                         return Ok(());
                     }
                 }
@@ -148,11 +179,11 @@ impl Drop for HoldGuard {
             return;
         }
         self.stop.send_replace(Some(LostReason::Released));
-        if self.client.session_id() != self.session {
+        if self.view.client.session_id() != self.view.session {
             return;
         }
-        let client = self.client.clone();
-        let p = std::mem::take(&mut self.path);
+        let client = self.view.client.clone();
+        let p = self.view.path.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move { delete_eventually(client, p).await });
         }

@@ -160,7 +160,9 @@ async fn watch_until_lost(
         }
         let watch = match client.exists_and_watch(node).await {
             Ok((None, _)) => return Some(LostReason::NodeDeleted),
-            Ok((Some(stat), w)) if stat.ephemeral_owner == session || stat.ephemeral_owner == 0 => w,
+            Ok((Some(stat), w)) if stat.ephemeral_owner == session || stat.ephemeral_owner == 0 => {
+                w
+            }
             Ok((Some(_), _)) => return Some(LostReason::NodeDeleted),
             Err(e) if e.is_session_gone() => {
                 return Some(if e.kind() == menagerie_core::ErrorKind::Closed {

@@ -112,7 +112,11 @@ impl Mutex {
             Err(e) => return Err(e),
         };
         for k in kids {
-            match self.client.get(&menagerie_core::path::join(&self.path, &k)).await {
+            match self
+                .client
+                .get(&menagerie_core::path::join(&self.path, &k))
+                .await
+            {
                 Ok((data, _)) => return Ok(Some((k, data))),
                 Err(Error::NoNode { .. }) => continue,
                 Err(e) => return Err(e),

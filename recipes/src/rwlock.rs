@@ -81,7 +81,8 @@ impl RwLock {
 
     /// Waits at most `timeout` for a read hold.
     pub async fn read_timeout(&self, timeout: Duration) -> Result<HoldGuard> {
-        self.acquire(READ_LABEL, Some(Instant::now() + timeout)).await
+        self.acquire(READ_LABEL, Some(Instant::now() + timeout))
+            .await
     }
 
     /// Waits for the exclusive (write) hold.
@@ -91,7 +92,8 @@ impl RwLock {
 
     /// Waits at most `timeout` for the write hold.
     pub async fn write_timeout(&self, timeout: Duration) -> Result<HoldGuard> {
-        self.acquire(WRITE_LABEL, Some(Instant::now() + timeout)).await
+        self.acquire(WRITE_LABEL, Some(Instant::now() + timeout))
+            .await
     }
 
     /// The write hold only if it is free now.
@@ -142,7 +144,12 @@ impl RwLock {
 }
 
 /// A reader's rule: go unless a (not downgraded) writer is ahead; then wait for the first one.
-async fn first_live_writer(client: Client, dir: String, kids: Vec<String>, me: usize) -> Result<Turn> {
+async fn first_live_writer(
+    client: Client,
+    dir: String,
+    kids: Vec<String>,
+    me: usize,
+) -> Result<Turn> {
     for k in kids[..me].iter().filter(|k| k.contains(WRITE_LABEL)) {
         match client.get(&path::join(&dir, k)).await {
             Ok((data, _)) if data == DOWNGRADED => continue,

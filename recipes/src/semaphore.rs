@@ -105,7 +105,11 @@ impl Semaphore {
 
     async fn acquire_until(&self, deadline: Option<Instant>) -> Result<HoldGuard> {
         let turn = match deadline {
-            Some(d) => self.mutex.acquire_timeout(d.saturating_duration_since(Instant::now())).await,
+            Some(d) => {
+                self.mutex
+                    .acquire_timeout(d.saturating_duration_since(Instant::now()))
+                    .await
+            }
             None => self.mutex.acquire().await,
         }?;
         let result = self.take_lease(deadline).await;

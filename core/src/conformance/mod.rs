@@ -32,7 +32,8 @@
 
 use crate::{
     AddWatchMode, Backend, Client, CreateMode, Error, ErrorKind, EventType, MultiOpError,
-    OneshotWatch, PersistentWatch, Result, SessionState, Stat, StateStream, WatchedEvent,
+    OneshotWatch, Op, OpResult, PersistentWatch, Result, SessionState, Stat, StateStream,
+    WatchedEvent,
 };
 use async_trait::async_trait;
 use std::fmt::Debug;
@@ -145,8 +146,14 @@ pub async fn stays_pending<T: Debug>(what: &str, fut: impl Future<Output = T> + 
 
 /// Asserts that a watch has not fired: lets the session catch up with `sync`, then waits [`QUIET`].
 pub async fn expect_quiet<T: Debug>(c: &Client, what: &str, fut: impl Future<Output = T> + Unpin) {
-    ok(c.sync("/").await, "sync");
+    catch_up(c).await;
     stays_pending(what, fut).await;
+}
+
+/// Lets `c` see every write committed so far (`sync`): needed before a session acts on another
+/// session's writes, since on a real ensemble the two may be attached to different servers.
+pub async fn catch_up(c: &Client) {
+    ok(c.sync("/").await, "sync");
 }
 
 /// Asserts that `r` is an error of the given kind.
@@ -236,7 +243,7 @@ pub async fn stat_of(c: &Client, p: &str) -> Stat {
 
 /// Asserts that `p` does not exist (after a `sync`, so other sessions' writes are seen).
 pub async fn assert_absent(c: &Client, p: &str, what: &str) {
-    ok(c.sync("/").await, "sync");
+    catch_up(c).await;
     if let Some(stat) = ok(c.exists(p).await, "exists") {
         panic!("{what}: {p} should not exist, found {stat:?}");
     }

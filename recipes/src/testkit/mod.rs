@@ -5,7 +5,10 @@
 //! backend runs the same list. Checkers keep their own log of critical-section entries and fencing
 //! tokens, independent of the recipe under test.
 
+mod coordination;
 mod flaky;
+
+pub use coordination::*;
 
 pub use flaky::LossyReplies;
 
@@ -36,6 +39,15 @@ macro_rules! recipe_tests {
             rwlock_mixed_load_checker,
             semaphore_never_exceeds_its_leases,
             semaphore_expired_holder_frees_its_lease,
+            election_survives_20_leader_expiries,
+            leader_selector_takes_turns,
+            latch_reports_leader_and_participants,
+            queue_is_fifo,
+            queue_redelivery_and_dead_letters,
+            queue_take_with_ack_loses_nothing,
+            queue_take_never_duplicates,
+            barrier_releases_waiters,
+            double_barrier_with_a_dying_member,
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
@@ -66,7 +78,9 @@ impl Checker {
         let w = self.inside_writers.fetch_add(1, Ordering::SeqCst);
         let r = self.inside_readers.load(Ordering::SeqCst);
         if w != 0 || r != 0 {
-            self.violation(format!("exclusive entry with {w} writer(s) and {r} reader(s) inside"));
+            self.violation(format!(
+                "exclusive entry with {w} writer(s) and {r} reader(s) inside"
+            ));
         }
         self.max_writers.fetch_max(w + 1, Ordering::SeqCst);
         let mut tokens = self.tokens.lock().unwrap();
@@ -105,7 +119,12 @@ impl Checker {
     /// Panics if any rule was broken.
     pub fn assert_clean(&self) {
         let v = self.violations.lock().unwrap();
-        assert!(v.is_empty(), "{} violation(s): {:?}", v.len(), &v[..v.len().min(5)]);
+        assert!(
+            v.is_empty(),
+            "{} violation(s): {:?}",
+            v.len(),
+            &v[..v.len().min(5)]
+        );
     }
 
     /// Number of exclusive entries logged.
@@ -120,7 +139,7 @@ impl Checker {
 }
 
 /// Scale factor for the load tests: `MENAGERIE_RECIPE_SCALE` (default 1.0; CI may lower it).
-fn scaled(n: usize) -> usize {
+pub(crate) fn scaled(n: usize) -> usize {
     let f: f64 = std::env::var("MENAGERIE_RECIPE_SCALE")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -145,7 +164,7 @@ async fn node_count(c: &Client, dir: &str) -> usize {
 }
 
 /// Waits until `dir` has exactly `n` children (bounded by WAIT).
-async fn until_children(c: &Client, dir: &str, n: usize, what: &str) {
+pub(crate) async fn until_children(c: &Client, dir: &str, n: usize, what: &str) {
     within(what, async {
         while node_count(c, dir).await != n {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -154,7 +173,7 @@ async fn until_children(c: &Client, dir: &str, n: usize, what: &str) {
     .await;
 }
 
-fn ok<T>(r: menagerie_core::Result<T>, what: &str) -> T {
+pub(crate) fn ok<T>(r: menagerie_core::Result<T>, what: &str) -> T {
     r.unwrap_or_else(|e| panic!("{what}: {e} ({e:?})"))
 }
 
@@ -188,7 +207,10 @@ pub async fn mutex_exclusion_and_token_order(f: &dyn BackendFactory) {
     until_children(&s.client, "/lock", 0, "all lock nodes gone").await;
 }
 
-async fn start_acquire(c: &Client, path: &str) -> tokio::task::JoinHandle<menagerie_core::Result<HoldGuard>> {
+async fn start_acquire(
+    c: &Client,
+    path: &str,
+) -> tokio::task::JoinHandle<menagerie_core::Result<HoldGuard>> {
     let lock = Mutex::new(c, path);
     tokio::spawn(async move { lock.acquire().await })
 }
@@ -196,7 +218,10 @@ async fn start_acquire(c: &Client, path: &str) -> tokio::task::JoinHandle<menage
 /// Waiters get the lock in the order they asked for it.
 pub async fn mutex_is_fifo_fair(f: &dyn BackendFactory) {
     let s = scope(f, "mutex_fifo").await;
-    let holder = ok(Mutex::new(&s.client, "/lock").acquire().await, "first acquire");
+    let holder = ok(
+        Mutex::new(&s.client, "/lock").acquire().await,
+        "first acquire",
+    );
     let cs = clients(&s, 3).await;
     let mut waiting = Vec::new();
     for (i, c) in cs.iter().enumerate() {
@@ -227,9 +252,16 @@ pub async fn mutex_holder_expiry_hands_over(f: &dyn BackendFactory) {
     let reason = within("a's guard to report lost", ga.lost()).await;
     assert_eq!(reason, LostReason::SessionExpired);
     assert!(!ga.is_held());
-    let gb = ok(within("b to get the lock", wb).await.expect("task"), "b acquires");
+    let gb = ok(
+        within("b to get the lock", wb).await.expect("task"),
+        "b acquires",
+    );
     assert!(gb.token() > ga.token(), "token must grow across holders");
-    assert_err_kind(ga.fenced(&[]).await, ErrorKind::Lost, "fenced op of a lost guard");
+    assert_err_kind(
+        ga.fenced(&[]).await,
+        ErrorKind::Lost,
+        "fenced op of a lost guard",
+    );
     ok(ga.release().await, "releasing a lost lock is a no-op");
     assert!(gb.is_held(), "b's hold must survive a's release");
     ok(gb.release().await, "b releases");
@@ -268,7 +300,10 @@ pub async fn mutex_cancelled_acquire_leaves_no_node(f: &dyn BackendFactory) {
     assert!(r.is_err(), "b cannot get a held lock");
     until_children(&s.client, "/lock", 1, "the cancelled waiter's node to go").await;
     ok(ga.release().await, "release");
-    let gb = ok(within("b acquires after", lock_b.acquire()).await, "b acquires");
+    let gb = ok(
+        within("b acquires after", lock_b.acquire()).await,
+        "b acquires",
+    );
     ok(gb.release().await, "release");
 }
 
@@ -277,10 +312,20 @@ pub async fn mutex_timeout_leaves_no_node(f: &dyn BackendFactory) {
     let s = scope(f, "mutex_timeout").await;
     let b = s.other_client().await;
     let ga = ok(Mutex::new(&s.client, "/lock").acquire().await, "a acquires");
-    let r = Mutex::new(&b, "/lock").acquire_timeout(Duration::from_millis(100)).await;
+    let r = Mutex::new(&b, "/lock")
+        .acquire_timeout(Duration::from_millis(100))
+        .await;
     assert_err_kind(r, ErrorKind::Timeout, "acquire_timeout on a held lock");
-    assert_eq!(node_count(&s.client, "/lock").await, 1, "timed-out waiter left a node");
-    assert!(Mutex::new(&b, "/lock").try_acquire().await.unwrap().is_none());
+    assert_eq!(
+        node_count(&s.client, "/lock").await,
+        1,
+        "timed-out waiter left a node"
+    );
+    assert!(Mutex::new(&b, "/lock")
+        .try_acquire()
+        .await
+        .unwrap()
+        .is_none());
     ok(ga.release().await, "release");
 }
 
@@ -300,8 +345,17 @@ pub async fn mutex_connection_loss_during_create_leaves_no_orphan(f: &dyn Backen
     };
     until_children(&s.client, "/lock", 2, "the lossy contender's node").await;
     ok(holder.release().await, "holder releases");
-    let g = ok(within("acquire despite a lost reply", waiter).await.expect("task"), "acquire");
-    assert_eq!(node_count(&s.client, "/lock").await, 1, "an orphan node was left");
+    let g = ok(
+        within("acquire despite a lost reply", waiter)
+            .await
+            .expect("task"),
+        "acquire",
+    );
+    assert_eq!(
+        node_count(&s.client, "/lock").await,
+        1,
+        "an orphan node was left"
+    );
     ok(g.release().await, "release");
     until_children(&s.client, "/lock", 0, "lock empty").await;
 }
@@ -312,14 +366,27 @@ pub async fn mutex_lost_when_node_deleted(f: &dyn BackendFactory) {
     let s = scope(f, "mutex_node_deleted").await;
     let a = s.other_client().await;
     let g = ok(Mutex::new(&a, "/lock").acquire().await, "acquire");
-    ok(s.client.create("/resource", b"0", Default::default()).await, "resource");
-    ok(g.fenced(&[Op::set("/resource", b"1".to_vec(), None)]).await, "fenced write while held");
-    ok(s.client.delete(g.node(), None).await, "operator deletes the node");
+    ok(
+        s.client.create("/resource", b"0", Default::default()).await,
+        "resource",
+    );
+    ok(
+        g.fenced(&[Op::set("/resource", b"1".to_vec(), None)]).await,
+        "fenced write while held",
+    );
+    ok(
+        s.client.delete(g.node(), None).await,
+        "operator deletes the node",
+    );
     let reason = within("lost after node deletion", g.lost()).await;
     assert_eq!(reason, LostReason::NodeDeleted);
     let r = g.fenced(&[Op::set("/resource", b"2".to_vec(), None)]).await;
     assert_err_kind(r, ErrorKind::Lost, "fenced write after loss");
-    assert_eq!(ok(s.client.get("/resource").await, "get").0, b"1", "fenced write leaked");
+    assert_eq!(
+        ok(s.client.get("/resource").await, "get").0,
+        b"1",
+        "fenced write leaked"
+    );
     ok(g.release().await, "release of a lost lock");
 }
 
@@ -328,7 +395,10 @@ pub async fn rwlock_readers_share_writer_excludes(f: &dyn BackendFactory) {
     let s = scope(f, "rwlock_share").await;
     let b = s.other_client().await;
     let r1 = ok(RwLock::new(&s.client, "/rw").read().await, "r1");
-    let r2 = ok(within("second reader", RwLock::new(&b, "/rw").read()).await, "r2");
+    let r2 = ok(
+        within("second reader", RwLock::new(&b, "/rw").read()).await,
+        "r2",
+    );
     assert!(ok(RwLock::new(&b, "/rw").try_write().await, "try_write").is_none());
     let w = {
         let lock = RwLock::new(&b, "/rw");
@@ -398,12 +468,21 @@ pub async fn rwlock_downgrade_keeps_writers_out(f: &dyn BackendFactory) {
         "reader",
     );
     tokio::time::sleep(QUIET).await;
-    assert!(!w2.is_finished(), "a writer got in during a downgraded hold");
+    assert!(
+        !w2.is_finished(),
+        "a writer got in during a downgraded hold"
+    );
     ok(reader.release().await, "reader release");
     tokio::time::sleep(QUIET).await;
-    assert!(!w2.is_finished(), "a writer got in while the downgraded hold remained");
+    assert!(
+        !w2.is_finished(),
+        "a writer got in while the downgraded hold remained"
+    );
     ok(r.release().await, "downgraded release");
-    let w2 = ok(within("queued writer acquires", w2).await.expect("task"), "w2");
+    let w2 = ok(
+        within("queued writer acquires", w2).await.expect("task"),
+        "w2",
+    );
     ok(w2.release().await, "w2 release");
 }
 
@@ -469,8 +548,16 @@ pub async fn semaphore_never_exceeds_its_leases(f: &dyn BackendFactory) {
     })
     .await;
     checker.assert_clean();
-    assert!(checker.max_shared() <= 2, "{} holders at once", checker.max_shared());
-    assert!(ok(Semaphore::new(&s.client, "/sem", 2).leases().await, "leases").is_empty());
+    assert!(
+        checker.max_shared() <= 2,
+        "{} holders at once",
+        checker.max_shared()
+    );
+    assert!(ok(
+        Semaphore::new(&s.client, "/sem", 2).leases().await,
+        "leases"
+    )
+    .is_empty());
 }
 
 /// A lease holder whose session expires loses its lease (lost fires) and frees it for a waiter.
@@ -485,8 +572,14 @@ pub async fn semaphore_expired_holder_frees_its_lease(f: &dyn BackendFactory) {
     };
     until_children(&s.client, "/sem/leases", 2, "b's lease node waits").await;
     ok(f.expire(a.backend()).await, "expire a");
-    assert_eq!(within("a's lease lost", ga.lost()).await, LostReason::SessionExpired);
-    let gb = ok(within("b gets the lease", wb).await.expect("task"), "b's lease");
+    assert_eq!(
+        within("a's lease lost", ga.lost()).await,
+        LostReason::SessionExpired
+    );
+    let gb = ok(
+        within("b gets the lease", wb).await.expect("task"),
+        "b's lease",
+    );
     assert!(gb.token() > ga.token());
     ok(gb.release().await, "release");
 }
