@@ -2,12 +2,13 @@
 //! [`LeaderSelector`] (run a future while leader, then let the next one lead).
 
 use crate::contend::{first_in_line, join, members, wait_turn};
+use crate::fanout::Fanout;
 use crate::guard::{HoldGuard, HoldView};
 use crate::liveness::{LostReason, SuspendPolicy};
 use crate::mutex::Mutex;
 use menagerie_core::{path, Client, Error, Result, SessionState};
 use std::future::Future;
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::Mutex as StdMutex;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -79,7 +80,7 @@ impl LeaderLatch {
         let entry = join(&self.client, &self.path, LATCH_LABEL, self.id.as_bytes()).await?;
         let (state_tx, state_rx) = watch::channel(LatchState::Follower);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let listeners: Listeners = Arc::default();
+        let listeners: Listeners = Fanout::default();
         let task = tokio::spawn(run_latch(
             self.clone(),
             Some(entry),
@@ -103,7 +104,7 @@ impl LeaderLatch {
     }
 }
 
-type Listeners = Arc<StdMutex<Vec<mpsc::UnboundedSender<LeaderEvent>>>>;
+type Listeners = Fanout<LeaderEvent>;
 
 #[derive(Debug, Clone)]
 enum LatchState {
@@ -113,8 +114,7 @@ enum LatchState {
 }
 
 fn publish(listeners: &Listeners, event: LeaderEvent) {
-    let mut l = listeners.lock().unwrap_or_else(|e| e.into_inner());
-    l.retain(|tx| tx.send(event.clone()).is_ok());
+    listeners.publish(event);
 }
 
 async fn first_member_data(client: &Client, dir: &str, label: &str) -> Result<Option<String>> {
@@ -282,15 +282,13 @@ impl Latch {
 
     /// Leadership changes of this participant from now on.
     pub fn events(&self) -> LeaderEvents {
-        let (tx, rx) = mpsc::unbounded_channel();
-        if let LatchState::Leader(v) = &*self.state.borrow() {
-            let _ = tx.send(LeaderEvent::Elected(v.clone()));
+        let current = match &*self.state.borrow() {
+            LatchState::Leader(v) => Some(LeaderEvent::Elected(v.clone())),
+            _ => None,
+        };
+        LeaderEvents {
+            rx: self.listeners.subscribe(current),
         }
-        self.listeners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(tx);
-        LeaderEvents { rx }
     }
 
     /// Leaves the election (deleting this participant's node) and waits until done.

@@ -11,11 +11,21 @@
 //! - [`Queue`]: FIFO queue, at-most-once `take` and at-least-once `take_with_ack` (visibility
 //!   timeout, dead letters).
 //! - [`Barrier`], [`DoubleBarrier`].
+//! - [`TreeCache`], [`NodeCache`]: caches without watch gaps.
+//! - [`ServiceRegistry`], [`ServiceDiscovery`], [`ServiceCache`], [`ServiceProvider`]: Curator-compatible
+//!   discovery with re-registration after expiry.
+//! - [`LeastConnections`]: least-connections balancing on counts shared by every client.
+//! - [`ConfigWatch`]: a typed (JSON / TOML / raw) value kept current, compare-and-set updates.
 #![warn(missing_docs)]
 
+mod balancer;
 mod barrier;
+mod cache;
+mod config;
 mod contend;
+mod discovery;
 mod election;
+mod fanout;
 mod guard;
 mod liveness;
 mod mutex;
@@ -26,7 +36,13 @@ mod semaphore;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use balancer::{BalancerOptions, ConnectionGuard, LeastConnections};
 pub use barrier::{Barrier, DoubleBarrier};
+pub use cache::{CacheEvent, CacheEvents, CachedNode, NodeCache, TreeCache};
+pub use config::{Codec, ConfigChanges, ConfigValue, ConfigWatch, Json, Raw, Toml};
+pub use discovery::{
+    ServiceCache, ServiceDiscovery, ServiceInstance, ServiceProvider, ServiceRegistry, Strategy,
+};
 pub use election::{
     Latch, LeaderEvent, LeaderEvents, LeaderLatch, LeaderSelector, SelectorHandle, LATCH_LABEL,
 };

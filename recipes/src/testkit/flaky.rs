@@ -14,6 +14,7 @@ use std::sync::Arc;
 pub struct LossyReplies {
     inner: Arc<dyn Backend>,
     lose_creates: AtomicUsize,
+    hide_persistent_watches: bool,
 }
 
 impl LossyReplies {
@@ -22,7 +23,15 @@ impl LossyReplies {
         LossyReplies {
             inner,
             lose_creates: AtomicUsize::new(0),
+            hide_persistent_watches: false,
         }
+    }
+
+    /// Also pretends the backend has no persistent watches (capability off, `watch` Unsupported),
+    /// so recipes take their one-shot-watch paths on a backend that has both.
+    pub fn without_persistent_watches(mut self) -> LossyReplies {
+        self.hide_persistent_watches = true;
+        self
     }
 
     /// The next `n` creates are applied but report ConnectionLoss.
@@ -43,7 +52,11 @@ impl Backend for LossyReplies {
         self.inner.state_stream()
     }
     fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
+        let mut c = self.inner.capabilities();
+        if self.hide_persistent_watches {
+            c.persistent_watches = false;
+        }
+        c
     }
     async fn create(&self, path: &str, data: &[u8], mode: CreateMode) -> Result<(String, Stat)> {
         let r = self.inner.create(path, data, mode).await;
@@ -87,9 +100,35 @@ impl Backend for LossyReplies {
         self.inner.sync(path).await
     }
     async fn watch(&self, path: &str, mode: AddWatchMode) -> Result<PersistentWatch> {
+        if self.hide_persistent_watches {
+            return Err(Error::unsupported(
+                "persistent watches (hidden by the test wrapper)",
+            ));
+        }
         self.inner.watch(path, mode).await
     }
     async fn close(&self) -> Result<()> {
         self.inner.close().await
+    }
+}
+
+/// A factory whose sessions hide persistent watches (see
+/// [`LossyReplies::without_persistent_watches`]): runs recipe tests on their one-shot paths.
+pub struct OneShotOnly<F>(pub F);
+
+#[async_trait]
+impl<F: menagerie_core::conformance::BackendFactory> menagerie_core::conformance::BackendFactory
+    for OneShotOnly<F>
+{
+    async fn session(&self) -> Result<Arc<dyn Backend>> {
+        let inner = self.0.session().await?;
+        Ok(Arc::new(
+            LossyReplies::new(inner).without_persistent_watches(),
+        ))
+    }
+
+    async fn expire(&self, backend: &Arc<dyn Backend>) -> Result<()> {
+        // The wrapper reports the inner session id, which is all a factory's expire needs.
+        self.0.expire(backend).await
     }
 }

@@ -7,10 +7,12 @@
 
 mod coordination;
 mod flaky;
+mod services;
 
 pub use coordination::*;
+pub use services::*;
 
-pub use flaky::LossyReplies;
+pub use flaky::{LossyReplies, OneShotOnly};
 
 use crate::{HoldGuard, LostReason, Mutex, RwLock, Semaphore};
 use menagerie_core::conformance::{scope, within, BackendFactory, Scope, QUIET};
@@ -48,6 +50,14 @@ macro_rules! recipe_tests {
             queue_take_never_duplicates,
             barrier_releases_waiters,
             double_barrier_with_a_dying_member,
+            tree_cache_misses_nothing,
+            tree_cache_resyncs_after_expiry,
+            config_change_reaches_100_watchers,
+            config_updates_are_compare_and_set,
+            discovery_follows_instances,
+            discovery_provider_strategies,
+            dead_clients_connections_stop_counting,
+            least_connections_avoids_the_loaded_instance,
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
