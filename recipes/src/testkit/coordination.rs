@@ -1,6 +1,6 @@
 //! Backend-independent tests of election, queue and barriers.
 
-use super::{ok, until_children};
+use super::{ok, until_children, within_long};
 use crate::{Barrier, DoubleBarrier, HoldView, LeaderEvent, LeaderLatch, LeaderSelector, Queue};
 use menagerie_core::conformance::{scope, within, BackendFactory, QUIET};
 use menagerie_core::sequence::sort_by_sequence;
@@ -52,6 +52,7 @@ pub async fn election_survives_20_leader_expiries(f: &dyn BackendFactory) {
     let mut clients = Vec::new();
     let mut latches = Vec::new();
     let (tx, mut elected) = tokio::sync::mpsc::unbounded_channel::<(usize, i64, Instant)>();
+    let (acted_tx, mut acted) = tokio::sync::mpsc::unbounded_channel::<i64>();
     for i in 0..3 {
         let c = s.other_client().await;
         let latch = ok(
@@ -61,17 +62,20 @@ pub async fn election_survives_20_leader_expiries(f: &dyn BackendFactory) {
             "join",
         );
         let mut events = latch.events();
-        let tx = tx.clone();
+        let (tx, acted_tx) = (tx.clone(), acted_tx.clone());
         tokio::spawn(async move {
             while let Some(ev) = events.next().await {
                 if let LeaderEvent::Elected(view) = ev {
                     let _ = tx.send((i, view.token(), Instant::now()));
                     // Act while leading, until the term ends.
-                    loop {
-                        if !view.is_held() || !act_as_leader(&view).await {
-                            break;
+                    while view.is_held() {
+                        if act_as_leader(&view).await {
+                            let _ = acted_tx.send(view.token());
                         }
-                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                            _ = view.lost() => {}
+                        }
                     }
                 }
             }
@@ -114,9 +118,7 @@ pub async fn election_survives_20_leader_expiries(f: &dyn BackendFactory) {
         token = next_token;
         tokens.push(token);
         within("the new leader to act", async {
-            while !read_log(&s.client).await.contains(&token) {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            while acted.recv().await.expect("acting tasks") != token {}
         })
         .await;
     }
@@ -302,7 +304,7 @@ async fn queue_load(f: &dyn BackendFactory, name: &str, with_ack: bool) {
     .await;
     ok(f.expire(&consumers[1].0).await, "expire consumer 1");
     for p in producers {
-        within("producers", p).await.expect("producer");
+        within_long("producers", p).await.expect("producer");
     }
     let deadline = Duration::from_secs(300);
     for (_, c) in consumers {

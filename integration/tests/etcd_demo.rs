@@ -1,0 +1,22 @@
+//! The example system end to end on a real etcd, asserting on what happened.
+
+use menagerie_examples::demo;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_clean_on_etcd() {
+    let url = menagerie_integration::etcd::shared_single().url("/demo-run");
+    let report = tokio::time::timeout(
+        std::time::Duration::from_secs(240),
+        demo::run(&url, demo::Options::default()),
+    )
+    .await
+    .expect("the demo ends by itself")
+    .expect("the demo runs");
+    report.print();
+    assert!(report.jobs_missing.is_empty() && report.jobs_duplicated.is_empty());
+    assert_eq!(report.jobs_done, report.jobs_put);
+    assert!(report.terms.len() >= 2 && report.terms.windows(2).all(|w| w[1].1 > w[0].1));
+    assert!(report.enqueue_tokens_monotonic);
+    assert_eq!(report.saw_new_greeting.len(), report.greeters_at_change);
+    assert!(report.ok());
+}
