@@ -3,4 +3,6 @@
 
 pub mod etcd;
 pub mod process;
+pub mod proxy;
+pub mod safety;
 pub mod zookeeper;
