@@ -14,11 +14,9 @@
 //! ```
 
 use crate::process::{free_port, wait_until, ServerProcess};
-use std::io::Read;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Where Debian's `etcd-server` installs etcd (override with `MENAGERIE_ETCD`).

@@ -503,3 +503,116 @@ pub async fn native_clients(n: usize, base: &str) -> (Vec<Client>, Client, Nativ
         NativeFaults { store, sessions },
     )
 }
+
+/// Sessions from `factory`, chrooted to `base`, plus an admin client.
+pub async fn clients_from(
+    factory: &dyn menagerie_core::conformance::BackendFactory,
+    n: usize,
+    base: &str,
+) -> (Vec<Client>, Client) {
+    let admin = Client::new(factory.session().await.expect("session"));
+    admin.ensure_path(base).await.expect("base");
+    let mut clients = Vec::new();
+    for _ in 0..n {
+        let b = factory.session().await.expect("session");
+        clients.push(Client::new(b).with_chroot(base).expect("chroot"));
+    }
+    (clients, admin.with_chroot(base).expect("chroot"))
+}
+
+/// Faults on a 3-member etcd cluster: the leader killed and restarted, a follower killed and
+/// restarted, a client's lease revoked (session expiry).
+pub struct EtcdFaults {
+    /// The cluster.
+    pub cluster: crate::etcd::EtcdCluster,
+    /// Factory of the clients (for expiries).
+    pub factory: menagerie_etcd::EtcdFactory,
+    /// The clients whose sessions may be expired.
+    pub clients: Vec<Client>,
+}
+
+#[async_trait]
+impl Faults for EtcdFaults {
+    async fn inject(&mut self, round: usize) -> String {
+        use menagerie_core::conformance::BackendFactory;
+        match round % 3 {
+            0 | 1 => {
+                let leader = self.cluster.leader().await;
+                let victim = match (round % 3, leader) {
+                    (0, Some(l)) => l,
+                    (_, Some(l)) => (l + 1) % self.cluster.members().len(),
+                    (_, None) => fastrand::usize(..self.cluster.members().len()),
+                };
+                self.cluster.kill(victim);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                self.cluster.restart(victim).await;
+                if round % 3 == 0 {
+                    "leader killed (SIGKILL) and restarted".into()
+                } else {
+                    "follower killed (SIGKILL) and restarted".into()
+                }
+            }
+            _ => {
+                let c = &self.clients[fastrand::usize(..self.clients.len())];
+                match self.factory.expire(c.backend()).await {
+                    Ok(()) => "session expired".into(),
+                    Err(e) => format!("session expiry failed: {e}"),
+                }
+            }
+        }
+    }
+
+    async fn heal(&mut self) {
+        let _ = self.cluster.wait_leader(Duration::from_secs(20)).await;
+    }
+}
+
+/// Faults on a 3-member ZooKeeper ensemble: the leader killed and restarted, a follower killed
+/// and restarted, a client's session expired.
+pub struct ZkFaults {
+    /// The ensemble.
+    pub cluster: crate::zookeeper::ZkCluster,
+    /// Factory of the clients (for expiries).
+    pub factory: menagerie_zookeeper::ZkFactory,
+    /// The clients whose sessions may be expired.
+    pub clients: Vec<Client>,
+}
+
+#[async_trait]
+impl Faults for ZkFaults {
+    async fn inject(&mut self, round: usize) -> String {
+        use menagerie_core::conformance::BackendFactory;
+        match round % 3 {
+            0 | 1 => {
+                let n = self.cluster.members().len();
+                let leader = self.cluster.leader();
+                let victim = match (round % 3, leader) {
+                    (0, Some(l)) => l,
+                    (_, Some(l)) => (l + 1) % n,
+                    (_, None) => fastrand::usize(..n),
+                };
+                self.cluster.kill(victim);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                if let Err(e) = self.cluster.restart(victim) {
+                    return format!("restart failed: {e}");
+                }
+                if round % 3 == 0 {
+                    "leader killed (SIGKILL) and restarted".into()
+                } else {
+                    "follower killed (SIGKILL) and restarted".into()
+                }
+            }
+            _ => {
+                let c = &self.clients[fastrand::usize(..self.clients.len())];
+                match self.factory.expire(c.backend()).await {
+                    Ok(()) => "session expired".into(),
+                    Err(e) => format!("session expiry failed: {e}"),
+                }
+            }
+        }
+    }
+
+    async fn heal(&mut self) {
+        let _ = self.cluster.wait_serving(Duration::from_secs(30));
+    }
+}
