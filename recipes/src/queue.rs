@@ -68,6 +68,7 @@ pub struct Queue {
     dead: String,
     meta_ready: Arc<AtomicBool>,
     cache: Arc<std::sync::Mutex<VecDeque<String>>>,
+    ack_cache: Arc<std::sync::Mutex<VecDeque<String>>>,
 }
 
 impl Queue {
@@ -82,6 +83,7 @@ impl Queue {
             dead: path::join(path, "dead"),
             meta_ready: Arc::new(AtomicBool::new(false)),
             cache: Arc::default(),
+            ack_cache: Arc::default(),
         }
     }
 
@@ -216,6 +218,13 @@ impl Queue {
         }
     }
 
+    fn next_ack_cached(&self) -> Option<String> {
+        self.ack_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
+    }
+
     fn next_cached(&self) -> Option<String> {
         self.cache
             .lock()
@@ -348,12 +357,19 @@ impl Queue {
         let mut states = self.client.state_stream();
         loop {
             check_session(&self.client, session)?;
+            // Unclaimed items from an earlier listing first: a listing serves many claims.
+            while let Some(id) = self.next_ack_cached() {
+                if let Some(d) = self.try_claim(&id).await? {
+                    return Ok(d);
+                }
+            }
             let (kids, items_watch) = self.list_and_watch().await?;
             let (items, _) = sorted_items(kids);
             let (claims, _, claims_watch) =
                 self.client.children_and_watch(&self.claims_dir()).await?;
             let claimed: HashSet<String> = claims.into_iter().collect();
             let mut wake_at = None;
+            let mut candidates = VecDeque::new();
             for id in &items {
                 if claimed.contains(id) {
                     match self.reclaim_if_stale(id).await? {
@@ -365,9 +381,11 @@ impl Queue {
                         Staleness::NotApplicable => continue,
                     }
                 }
-                if let Some(d) = self.try_claim(id).await? {
-                    return Ok(d);
-                }
+                candidates.push_back(id.clone());
+            }
+            if !candidates.is_empty() {
+                *self.ack_cache.lock().unwrap_or_else(|e| e.into_inner()) = candidates;
+                continue;
             }
             self.wait(
                 items_watch,

