@@ -8,9 +8,9 @@
 //! |---|---|---|
 //! | `native:` | process-wide in-memory tree (every `native:` connection shares it) | `native` (default) |
 //! | `native:NAME` | the process-wide in-memory tree called NAME | `native` |
-//! | `native:///path` | durable native store (not yet available) | `native` |
-//! | `zk://h1:2181,h2:2181/chroot` | Apache ZooKeeper (not yet available) | `zookeeper` |
-//! | `etcd://h1:2379/prefix` | etcd v3 (not yet available) | `etcd` |
+//! | `native:///path` | durable native store in that directory (the one `menagerie-server` serves) | `native` |
+//! | `zk://h1:2181,h2:2181/chroot` | Apache ZooKeeper 3.5+ or menagerie-server | `zookeeper` |
+//! | `etcd://h1:2379/prefix` | etcd v3 (3.4+) | `etcd` |
 //!
 //! Query options: `?session_timeout_ms=N`.
 //!
@@ -82,12 +82,19 @@ fn not_compiled(feature: &str) -> Error {
 
 #[cfg(feature = "native")]
 fn connect_native(u: &ConnectUrl) -> Result<Client> {
-    if !u.hosts.is_empty() || u.path.starts_with('/') {
-        return Err(Error::unsupported(
-            "durable native stores (native:///path) are not implemented yet",
-        ));
+    if !u.hosts.is_empty() {
+        return Err(Error::BadArguments {
+            reason: "native URLs name no host: use native:, native:NAME or native:///path".into(),
+        });
     }
-    let store = menagerie_native::shared_store(&u.path);
+    let store = if u.path.starts_with('/') {
+        // Durable: the same store menagerie-server serves, opened in-process.
+        menagerie_native::shared_durable_store(&u.path).map_err(|e| Error::Backend {
+            message: format!("cannot open the durable store at {}: {e}", u.path),
+        })?
+    } else {
+        menagerie_native::shared_store(&u.path)
+    };
     let session = match u.session_timeout {
         Some(t) => store.session_with_timeout(t),
         None => store.session(),
@@ -124,6 +131,20 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::BadArguments);
         let e = connect("native:?session_timeout_ms=abc").await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::BadArguments);
+    }
+
+    #[cfg(feature = "native")]
+    #[tokio::test]
+    async fn durable_native_url_opens_one_store_per_directory() {
+        let dir = std::env::temp_dir().join(format!("menagerie-facade-{}", std::process::id()));
+        let url = format!("native://{}", dir.display());
+        let a = connect(&url).await.unwrap();
+        a.create("/kept", b"1", CreateMode::Persistent).await.unwrap();
+        let b = connect(&url).await.unwrap();
+        assert_eq!(b.get("/kept").await.unwrap().0, b"1");
+        let e = connect("native://somehost/x").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadArguments);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[cfg(feature = "native")]

@@ -80,14 +80,32 @@ impl NativeSession {
         }
     }
 
-    fn write(&self, body: impl FnOnce(SessionId) -> TxnBody) -> Result<TxnResult> {
-        let mut inner = self.store.lock();
-        let id = self.live(&inner)?;
-        Ok(inner.commit(body(id)).1)
+    /// Commits a write and waits until it is durable (at once for an in-memory store).
+    async fn write(&self, body: impl FnOnce(SessionId) -> TxnBody) -> Result<TxnResult> {
+        let (zxid, result) = {
+            let mut inner = self.store.lock();
+            let id = self.live(&inner)?;
+            inner.commit(body(id))
+        };
+        self.store.wait_durable(zxid).await?;
+        Ok(result)
     }
 
-    fn write_op(&self, op: Op) -> Result<OpResult> {
-        op_result(self.write(|session| TxnBody::Op { session, op })?)
+    async fn write_op(&self, op: Op) -> Result<OpResult> {
+        op_result(self.write(|session| TxnBody::Op { session, op }).await?)
+    }
+
+    /// Runs a read under the store lock; on a durable store the answer is given only once
+    /// everything it may have seen is durable.
+    async fn read<T>(&self, f: impl FnOnce(&mut Inner, SessionId) -> Result<T>) -> Result<T> {
+        let (last, r) = {
+            let mut inner = self.store.lock();
+            let id = self.live(&inner)?;
+            let r = f(&mut inner, id);
+            (inner.tree.last_zxid(), r)
+        };
+        self.store.wait_durable(last).await?;
+        r
     }
 
     /// Simulates a network partition: `Suspended`, operations fail with ConnectionLoss, and the
@@ -158,68 +176,68 @@ impl Backend for NativeSession {
     }
 
     async fn create(&self, path: &str, data: &[u8], mode: CreateMode) -> Result<(String, Stat)> {
-        match self.write_op(Op::create(path, data, mode))? {
+        match self.write_op(Op::create(path, data, mode)).await? {
             OpResult::Create { path, stat } => Ok((path, stat)),
             other => Err(unexpected_result(TxnResult::Op(Ok(other)))),
         }
     }
 
     async fn get(&self, path: &str) -> Result<(Vec<u8>, Stat)> {
-        let inner = self.store.lock();
-        self.live(&inner)?;
-        inner.tree.get(path)
+        self.read(|inner, _| inner.tree.get(path)).await
     }
 
     async fn get_and_watch(&self, path: &str) -> Result<(Vec<u8>, Stat, OneshotWatch)> {
-        let mut inner = self.store.lock();
-        let id = self.live(&inner)?;
-        let (data, stat) = inner.tree.get(path)?;
-        let watch = inner.watches.add_data(path, id);
-        Ok((data, stat, watch))
+        self.read(|inner, id| {
+            let (data, stat) = inner.tree.get(path)?;
+            let watch = inner.watches.add_data(path, id);
+            Ok((data, stat, watch))
+        })
+        .await
     }
 
     async fn exists(&self, path: &str) -> Result<Option<Stat>> {
-        let inner = self.store.lock();
-        self.live(&inner)?;
-        inner.tree.exists(path)
+        self.read(|inner, _| inner.tree.exists(path)).await
     }
 
     async fn exists_and_watch(&self, path: &str) -> Result<(Option<Stat>, OneshotWatch)> {
-        let mut inner = self.store.lock();
-        let id = self.live(&inner)?;
-        let stat = inner.tree.exists(path)?;
-        let watch = inner.watches.add_data(path, id);
-        Ok((stat, watch))
+        self.read(|inner, id| {
+            let stat = inner.tree.exists(path)?;
+            let watch = inner.watches.add_data(path, id);
+            Ok((stat, watch))
+        })
+        .await
     }
 
     async fn set(&self, path: &str, data: &[u8], version: Option<i32>) -> Result<Stat> {
-        match self.write_op(Op::set(path, data, version))? {
+        match self.write_op(Op::set(path, data, version)).await? {
             OpResult::SetData { stat } => Ok(stat),
             other => Err(unexpected_result(TxnResult::Op(Ok(other)))),
         }
     }
 
     async fn delete(&self, path: &str, version: Option<i32>) -> Result<()> {
-        self.write_op(Op::delete(path, version)).map(|_| ())
+        self.write_op(Op::delete(path, version)).await.map(|_| ())
     }
 
     async fn children(&self, path: &str) -> Result<(Vec<String>, Stat)> {
-        let inner = self.store.lock();
-        self.live(&inner)?;
-        inner.tree.children(path)
+        self.read(|inner, _| inner.tree.children(path)).await
     }
 
     async fn children_and_watch(&self, path: &str) -> Result<(Vec<String>, Stat, OneshotWatch)> {
-        let mut inner = self.store.lock();
-        let id = self.live(&inner)?;
-        let (kids, stat) = inner.tree.children(path)?;
-        let watch = inner.watches.add_child(path, id);
-        Ok((kids, stat, watch))
+        self.read(|inner, id| {
+            let (kids, stat) = inner.tree.children(path)?;
+            let watch = inner.watches.add_child(path, id);
+            Ok((kids, stat, watch))
+        })
+        .await
     }
 
     async fn multi(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
         let ops = ops.to_vec();
-        match self.write(|session| TxnBody::Multi { session, ops })? {
+        match self
+            .write(|session| TxnBody::Multi { session, ops })
+            .await?
+        {
             TxnResult::Multi(r) => r,
             other => Err(unexpected_result(other)),
         }
@@ -227,8 +245,7 @@ impl Backend for NativeSession {
 
     async fn sync(&self, path: &str) -> Result<()> {
         validate_path(path, false)?;
-        let inner = self.store.lock();
-        self.live(&inner).map(|_| ())
+        self.read(|_, _| Ok(())).await
     }
 
     async fn watch(&self, path: &str, mode: AddWatchMode) -> Result<PersistentWatch> {
@@ -243,7 +260,11 @@ impl Backend for NativeSession {
             return Err(Error::Closed);
         }
         let id = self.id.load(Ordering::Acquire);
-        self.store.lock().close(id);
-        Ok(())
+        let last = {
+            let mut inner = self.store.lock();
+            inner.close(id);
+            inner.tree.last_zxid()
+        };
+        self.store.wait_durable(last).await
     }
 }

@@ -4,6 +4,7 @@
 //! Given the same sequence of transactions, two trees end in the same state — which is what the
 //! server's transaction log replays. Reads never change the tree.
 
+use crate::server::codec::{DecodeError, DecodeResult, Reader, Writer};
 use menagerie_core::path::{self, validate_path};
 use menagerie_core::sequence::format_sequence;
 use menagerie_core::{
@@ -130,6 +131,16 @@ pub enum TxnBody {
         /// The node.
         path: String,
     },
+    /// Sets a node's ACL (only at ACL version `version`, unless -1): every node stays open, but
+    /// the ACL version grows, as in ZooKeeper. Fires no watch and leaves mzxid alone.
+    SetAcl {
+        /// The session asking.
+        session: SessionId,
+        /// The node.
+        path: String,
+        /// Expected ACL version (aversion), -1 for any.
+        version: i32,
+    },
 }
 
 /// What applying a transaction produced.
@@ -139,6 +150,8 @@ pub enum TxnResult {
     Op(Result<OpResult>),
     /// Result of a multi.
     Multi(Result<Vec<OpResult>>),
+    /// Result of a setACL: the node's Stat afterwards.
+    Acl(Result<Stat>),
     /// Session bookkeeping (create / close / reap) done.
     Done,
 }
@@ -174,7 +187,8 @@ enum Undo {
 /// The znode tree plus the session table.
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    nodes: HashMap<String, Node>,
+    /// Boxed: a sparse hash table of small slots costs far less memory than one of whole nodes.
+    nodes: HashMap<String, Box<Node>>,
     sessions: HashMap<SessionId, SessionInfo>,
     containers: BTreeSet<String>,
     ttls: BTreeSet<String>,
@@ -202,10 +216,13 @@ impl DataTree {
         let mut zk = Node::new(Vec::new(), 0, 0, 0, NodeKind::Plain);
         zk.children.insert("quota".into());
         zk.children.insert("config".into());
-        nodes.insert("/".into(), root);
-        nodes.insert("/zookeeper".into(), zk);
+        nodes.insert("/".into(), Box::new(root));
+        nodes.insert("/zookeeper".into(), Box::new(zk));
         for p in ["/zookeeper/quota", "/zookeeper/config"] {
-            nodes.insert(p.into(), Node::new(Vec::new(), 0, 0, 0, NodeKind::Plain));
+            nodes.insert(
+                p.into(),
+                Box::new(Node::new(Vec::new(), 0, 0, 0, NodeKind::Plain)),
+            );
         }
         DataTree {
             nodes,
@@ -256,6 +273,7 @@ impl DataTree {
         validate_path(p, false)?;
         self.nodes
             .get(p)
+            .map(|n| &**n)
             .ok_or_else(|| Error::NoNode { path: p.into() })
     }
 
@@ -267,7 +285,7 @@ impl DataTree {
     /// Stat of a node, `None` if absent.
     pub fn exists(&self, p: &str) -> Result<Option<Stat>> {
         validate_path(p, false)?;
-        Ok(self.nodes.get(p).map(Node::stat))
+        Ok(self.nodes.get(p).map(|n| n.stat()))
     }
 
     /// Child names (sorted) and Stat.
@@ -358,6 +376,7 @@ impl DataTree {
                 }
                 TxnResult::Done
             }
+            TxnBody::SetAcl { path, version, .. } => TxnResult::Acl(self.set_acl(path, *version)),
             TxnBody::Reap { path } => {
                 let due = self
                     .nodes
@@ -370,6 +389,65 @@ impl DataTree {
                 TxnResult::Done
             }
         }
+    }
+
+    fn set_acl(&mut self, p: &str, version: i32) -> Result<Stat> {
+        validate_path(p, false)?;
+        let n = self
+            .nodes
+            .get_mut(p)
+            .ok_or_else(|| Error::NoNode { path: p.into() })?;
+        if version != -1 && version != n.aversion {
+            return Err(Error::BadVersion { path: p.into() });
+        }
+        n.aversion = n.aversion.wrapping_add(1);
+        Ok(n.stat())
+    }
+
+    /// The error ZooKeeper's server gives for a create whose path breaks the path rules: it looks
+    /// at the parent (everything before the last `/`) first, so a missing parent is NoNode, and
+    /// only then rejects the name with BadArguments. `None` when the path is valid.
+    ///
+    /// ```
+    /// use menagerie_core::ErrorKind;
+    /// use menagerie_native::tree::DataTree;
+    /// let t = DataTree::new();
+    /// assert_eq!(t.wire_create_path_error("/zookeeper/", false).unwrap().kind(), ErrorKind::BadArguments);
+    /// assert_eq!(t.wire_create_path_error("/nope/", false).unwrap().kind(), ErrorKind::NoNode);
+    /// assert!(t.wire_create_path_error("/ok", false).is_none());
+    /// ```
+    pub fn wire_create_path_error(&self, p: &str, sequential: bool) -> Option<Error> {
+        let invalid = validate_path(p, sequential).err()?;
+        let bad = Error::BadArguments {
+            reason: invalid.to_string(),
+        };
+        let Some(slash) = p.rfind('/') else {
+            return Some(bad);
+        };
+        if p.contains('\0') {
+            return Some(bad);
+        }
+        let parent = if slash == 0 { "/" } else { &p[..slash] };
+        if self.nodes.contains_key(parent) {
+            Some(bad)
+        } else {
+            Some(Error::NoNode {
+                path: parent.to_string(),
+            })
+        }
+    }
+
+    /// Data and Stat of a node looked up without path validation (as ZooKeeper's server reads:
+    /// an invalid path is simply not found).
+    pub fn lookup(&self, p: &str) -> Option<(&[u8], Stat)> {
+        self.nodes.get(p).map(|n| (n.data.as_slice(), n.stat()))
+    }
+
+    /// Children of a node looked up without path validation.
+    pub fn lookup_children(&self, p: &str) -> Option<(Vec<String>, Stat)> {
+        self.nodes
+            .get(p)
+            .map(|n| (n.children.iter().cloned().collect(), n.stat()))
     }
 
     fn apply_multi(
@@ -426,10 +504,10 @@ impl DataTree {
                         p.children.insert(path::basename(&path).to_string());
                         p.pzxid = parent_pzxid;
                     }
-                    self.nodes.insert(path, *node);
+                    self.nodes.insert(path, node);
                 }
                 Undo::Set { path, node } => {
-                    self.nodes.insert(path, *node);
+                    self.nodes.insert(path, node);
                 }
             }
         }
@@ -508,7 +586,7 @@ impl DataTree {
                 Self::check_version(path, n, *version)?;
                 undo.push(Undo::Set {
                     path: path.clone(),
-                    node: Box::new(n.clone()),
+                    node: n.clone(),
                 });
                 n.data = data.clone();
                 n.version = n.version.wrapping_add(1);
@@ -629,7 +707,7 @@ impl DataTree {
         let node = Node::new(data.to_vec(), zxid, time, owner, kind);
         let stat = node.stat();
         self.remember_special(&full, &node);
-        self.nodes.insert(full.clone(), node);
+        self.nodes.insert(full.clone(), Box::new(node));
         changes.push(Change {
             path: full.clone(),
             event: EventType::NodeCreated,
@@ -651,7 +729,7 @@ impl DataTree {
         if let Some(parent) = self.nodes.get_mut(&parent_path) {
             undo.push(Undo::Deleted {
                 path: p.to_string(),
-                node: Box::new(node),
+                node,
                 parent: parent_path.clone(),
                 parent_pzxid: parent.pzxid,
             });
@@ -666,6 +744,163 @@ impl DataTree {
             path: parent_path,
             event: EventType::NodeChildrenChanged,
         });
+    }
+}
+
+/// Magic at the start of a snapshot body.
+const SNAPSHOT_MAGIC: &[u8; 8] = b"MNGSNAP1";
+
+impl DataTree {
+    /// Serialises the whole tree (nodes, sessions, last zxid) for a snapshot.
+    ///
+    /// ```
+    /// use menagerie_native::server::codec::{Reader, Writer};
+    /// use menagerie_native::tree::DataTree;
+    /// let t = DataTree::new();
+    /// let mut w = Writer::new();
+    /// t.encode_snapshot(&mut w);
+    /// let bytes = w.into_bytes();
+    /// let back = DataTree::decode_snapshot(&mut Reader::new(&bytes)).unwrap();
+    /// assert_eq!(back.node_count(), t.node_count());
+    /// ```
+    pub fn encode_snapshot(&self, w: &mut Writer) {
+        w.raw(SNAPSHOT_MAGIC);
+        w.long(self.last_zxid);
+        w.long(self.nodes.len() as i64);
+        for (p, n) in &self.nodes {
+            w.string(p)
+                .buffer(&n.data)
+                .long(n.czxid)
+                .long(n.mzxid)
+                .long(n.ctime)
+                .long(n.mtime)
+                .int(n.version)
+                .int(n.aversion)
+                .long(n.ephemeral_owner)
+                .long(n.pzxid)
+                .int(n.child_creates);
+            match n.kind {
+                NodeKind::Plain => w.byte(0).long(0),
+                NodeKind::Container => w.byte(1).long(0),
+                NodeKind::Ttl(ttl) => w.byte(2).long(ttl),
+            };
+        }
+        w.long(self.sessions.len() as i64);
+        for (id, s) in &self.sessions {
+            w.long(*id).int(s.timeout_ms);
+        }
+    }
+
+    /// Rebuilds a tree serialised by [`DataTree::encode_snapshot`]; an inconsistent snapshot
+    /// (a node without its parent, a bad magic) is an error, never a panic.
+    pub fn decode_snapshot(r: &mut Reader<'_>) -> DecodeResult<DataTree> {
+        let bad = |why: &'static str| DecodeError {
+            what: "snapshot",
+            why,
+        };
+        let magic = (0..8)
+            .map(|_| r.byte("snapshot magic"))
+            .collect::<DecodeResult<Vec<u8>>>()?;
+        if magic != SNAPSHOT_MAGIC {
+            return Err(bad("not a menagerie snapshot"));
+        }
+        let last_zxid = r.long("snapshot zxid")?;
+        let count = r.long("snapshot node count")?;
+        if count < 0 || count as u64 > r.remaining() as u64 / 60 {
+            return Err(bad("node count larger than the snapshot"));
+        }
+        let mut nodes: HashMap<String, Box<Node>> = HashMap::with_capacity(count as usize);
+        for _ in 0..count {
+            let p = r.string("snapshot path")?;
+            let data = r.buffer("snapshot data")?.to_vec();
+            let mut n = Node::new(data, 0, 0, 0, NodeKind::Plain);
+            n.czxid = r.long("snapshot node")?;
+            n.mzxid = r.long("snapshot node")?;
+            n.ctime = r.long("snapshot node")?;
+            n.mtime = r.long("snapshot node")?;
+            n.version = r.int("snapshot node")?;
+            n.aversion = r.int("snapshot node")?;
+            n.ephemeral_owner = r.long("snapshot node")?;
+            n.pzxid = r.long("snapshot node")?;
+            n.child_creates = r.int("snapshot node")?;
+            let kind = r.byte("snapshot node kind")?;
+            let ttl = r.long("snapshot node ttl")?;
+            n.kind = match kind {
+                0 => NodeKind::Plain,
+                1 => NodeKind::Container,
+                2 => NodeKind::Ttl(ttl),
+                _ => return Err(bad("unknown node kind")),
+            };
+            if p != "/" && validate_path(&p, false).is_err() {
+                return Err(bad("invalid node path"));
+            }
+            if nodes.insert(p, Box::new(n)).is_some() {
+                return Err(bad("duplicate node"));
+            }
+        }
+        if !nodes.contains_key("/") {
+            return Err(bad("no root node"));
+        }
+        let scount = r.long("snapshot session count")?;
+        if scount < 0 || scount as u64 > r.remaining() as u64 / 12 {
+            return Err(bad("session count larger than the snapshot"));
+        }
+        let mut sessions: HashMap<SessionId, SessionInfo> = HashMap::new();
+        for _ in 0..scount {
+            let id = r.long("snapshot session")?;
+            let timeout_ms = r.int("snapshot session")?;
+            sessions.insert(
+                id,
+                SessionInfo {
+                    timeout_ms,
+                    ephemerals: BTreeSet::new(),
+                },
+            );
+        }
+        let mut tree = DataTree {
+            nodes: HashMap::new(),
+            sessions,
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            last_zxid,
+            max_data_len: DEFAULT_MAX_DATA_LEN,
+        };
+        let paths: Vec<String> = nodes.keys().cloned().collect();
+        for p in &paths {
+            if p == "/" {
+                continue;
+            }
+            let parent = path::parent(p).unwrap_or("/");
+            match nodes.get_mut(parent) {
+                Some(parent) => {
+                    parent.children.insert(path::basename(p).to_string());
+                }
+                None => return Err(bad("node without its parent")),
+            }
+        }
+        for p in &paths {
+            if let Some(n) = nodes.get(p) {
+                if n.ephemeral_owner != 0 {
+                    match tree.sessions.get_mut(&n.ephemeral_owner) {
+                        Some(s) => {
+                            s.ephemerals.insert(p.clone());
+                        }
+                        None => return Err(bad("ephemeral node of an unknown session")),
+                    }
+                }
+                match n.kind {
+                    NodeKind::Container => {
+                        tree.containers.insert(p.clone());
+                    }
+                    NodeKind::Ttl(_) => {
+                        tree.ttls.insert(p.clone());
+                    }
+                    NodeKind::Plain => {}
+                }
+            }
+        }
+        tree.nodes = nodes;
+        Ok(tree)
     }
 }
 
