@@ -318,6 +318,7 @@ pub async fn election_scenario(
 
 /// Queue safety. With `ack`: every item whose put was acknowledged is consumed at least once
 /// (violation = lost item). Without: no item is consumed twice (violation = duplicate).
+#[allow(clippy::too_many_arguments)]
 pub async fn queue_scenario(
     target: &str,
     producers: Vec<Client>,
