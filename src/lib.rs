@@ -12,7 +12,7 @@
 //! | `zk://h1:2181,h2:2181/chroot` | Apache ZooKeeper 3.5+ or menagerie-server | `zookeeper` |
 //! | `etcd://h1:2379/prefix` | etcd v3 (3.4+) | `etcd` |
 //!
-//! Query options: `?session_timeout_ms=N`.
+//! Query options: `?session_timeout_ms=N` (every backend) and `&connect_timeout_ms=N` (ZooKeeper).
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {

@@ -24,6 +24,8 @@ pub struct ConnectUrl {
     pub path: String,
     /// `session_timeout_ms` option.
     pub session_timeout: Option<Duration>,
+    /// `connect_timeout_ms` option: how long to keep trying to open the first session.
+    pub connect_timeout: Option<Duration>,
 }
 
 impl ConnectUrl {
@@ -40,6 +42,7 @@ impl ConnectUrl {
             None => (rest, None),
         };
         let mut session_timeout = None;
+        let mut connect_timeout = None;
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
                 Some(("session_timeout_ms", v)) => {
@@ -47,6 +50,12 @@ impl ConnectUrl {
                         .parse()
                         .map_err(|_| bad("session_timeout_ms must be a number of milliseconds"))?;
                     session_timeout = Some(Duration::from_millis(ms));
+                }
+                Some(("connect_timeout_ms", v)) => {
+                    let ms: u64 = v
+                        .parse()
+                        .map_err(|_| bad("connect_timeout_ms must be a number of milliseconds"))?;
+                    connect_timeout = Some(Duration::from_millis(ms));
                 }
                 _ => return Err(bad(&format!("unknown option {pair:?}"))),
             }
@@ -71,6 +80,7 @@ impl ConnectUrl {
             hosts,
             path,
             session_timeout,
+            connect_timeout,
         })
     }
 }

@@ -276,11 +276,38 @@ impl ZkBackend {
                     tracing::debug!(session = format!("0x{old:x}"), error = %e, %host, "takeover failed, retrying");
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                Err(_) => return Err(Error::OperationTimeout),
+                Err(_) => {
+                    tracing::warn!(
+                        session = format!("0x{old:x}"),
+                        attempts = attempt,
+                        "expire: no takeover before the deadline"
+                    );
+                    return Err(Error::OperationTimeout);
+                }
             }
         }
-        // Wait for the handle to notice and open its new session.
+        // Wait for the handle to notice and open its new session. When the handle's client won
+        // the race back onto the same server just before the close went through, the server
+        // keeps that connection open for a session it no longer has (reads on it still work):
+        // a write — deleting a node that never exists — makes the server say SessionExpired.
+        let mut nudge_at = Instant::now() + Duration::from_millis(500);
         loop {
+            if Instant::now() >= nudge_at {
+                nudge_at = Instant::now() + Duration::from_millis(500);
+                let client = shared.slot.borrow().clone();
+                if let Some(c) = client.filter(|c| c.session_id().0 == old) {
+                    tracing::debug!(
+                        session = format!("0x{old:x}"),
+                        "expire: nudging a client that has not noticed"
+                    );
+                    let probe = format!(
+                        "/zookeeper/{}menagerie-expiry-nudge",
+                        menagerie_core::client::protected_prefix()
+                    );
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(1), c.delete(&probe, None)).await;
+                }
+            }
             if shared.closed.load(Ordering::Acquire) {
                 return Err(Error::Closed);
             }
@@ -290,6 +317,7 @@ impl ZkBackend {
                 return Ok(());
             }
             if Instant::now() >= deadline {
+                tracing::warn!(session = format!("0x{old:x}"), state = ?shared.events.current(), "expire: the session is gone but the handle has no new session yet");
                 return Err(Error::OperationTimeout);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -73,6 +73,9 @@ use std::sync::Arc;
 /// ```
 pub async fn connect(url: &ConnectUrl) -> Result<Client> {
     let mut options = ZkOptions::default();
+    if let Some(t) = url.connect_timeout {
+        options.connect_timeout = t;
+    }
     if let Some(t) = url.session_timeout {
         options.session_timeout = t;
     }
@@ -106,6 +109,9 @@ pub async fn connect_with(url: &ConnectUrl, mut options: ZkOptions) -> Result<Cl
             reason: "zk:// URL without hosts (expected zk://host:port[,host:port…][/chroot])"
                 .into(),
         });
+    }
+    if let Some(t) = url.connect_timeout {
+        options.connect_timeout = t;
     }
     if let Some(t) = url.session_timeout {
         options.session_timeout = t;
