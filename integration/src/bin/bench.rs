@@ -1,5 +1,5 @@
 //! One benchmark table for every backend:
-//! `cargo run --release -p menagerie-integration --bin bench [-- --quick] [--only native,etcd,zookeeper]`.
+//! `cargo run --release -p menagerie-integration --bin bench [-- --quick] [--only native,server,zookeeper,etcd]`.
 //!
 //! Starts the servers it needs (real ZooKeeper 3.8 and etcd 3.4 from Debian's packages, on free
 //! loopback ports in temp dirs) and measures, through the same `Client` API on each backend:
@@ -339,6 +339,27 @@ fn main() {
             factory: Box::new(menagerie_native::NativeFactory::new()),
         });
     }
+    let _server_dir = tempfile::tempdir().expect("temp dir");
+    let server = if wanted("server") {
+        let config = menagerie_native::server::ServerConfig {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            storage: menagerie_native::server::Storage::Directory(_server_dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        let handle = rt
+            .block_on(menagerie_native::server::Server::start(config))
+            .expect("start menagerie-server");
+        targets.push(Target {
+            name: "menagerie-server (fsync)",
+            factory: Box::new(menagerie_zookeeper::ZkFactory::new(
+                handle.local_addr().to_string(),
+                menagerie_zookeeper::ZkOptions::default(),
+            )),
+        });
+        Some(handle)
+    } else {
+        None
+    };
     let zk = if wanted("zookeeper") && menagerie_integration::zookeeper::available() {
         let zk =
             menagerie_integration::zookeeper::ZkCluster::standalone().expect("start ZooKeeper");
@@ -424,4 +445,7 @@ fn main() {
     println!("\n× ZK: how many times better than ZooKeeper (higher is better for every column).");
     drop(zk);
     drop(etcd);
+    if let Some(h) = server {
+        rt.block_on(h.shutdown());
+    }
 }
