@@ -139,7 +139,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("menagerie-facade-{}", std::process::id()));
         let url = format!("native://{}", dir.display());
         let a = connect(&url).await.unwrap();
-        a.create("/kept", b"1", CreateMode::Persistent).await.unwrap();
+        a.create("/kept", b"1", CreateMode::Persistent)
+            .await
+            .unwrap();
         let b = connect(&url).await.unwrap();
         assert_eq!(b.get("/kept").await.unwrap().0, b"1");
         let e = connect("native://somehost/x").await.unwrap_err();

@@ -36,7 +36,16 @@ pub fn parse_sequence(name: &str) -> Option<i32> {
     if !digits_ok {
         return None;
     }
-    tail.parse::<i32>().ok()
+    match tail.parse::<i64>() {
+        Ok(v) if v <= i32::MAX as i64 && v >= i32::MIN as i64 => Some(v as i32),
+        // Beyond -999999999 `%010d` needs 11 characters ("-2147483648"): the '-' precedes the
+        // 10 characters read. (A smaller negative such as "-1234567890" cannot be told apart from
+        // a '-' separator followed by 1234567890; like ZooKeeper's clients, it reads as positive.)
+        Ok(v) if name.as_bytes().get(name.len().wrapping_sub(11)) == Some(&b'-') => {
+            i32::try_from(-v).ok()
+        }
+        _ => None,
+    }
 }
 
 /// The name without its 10-character sequence suffix.
@@ -46,7 +55,7 @@ pub fn parse_sequence(name: &str) -> Option<i32> {
 /// assert_eq!(strip_sequence("lock-0000000007"), Some("lock-"));
 /// ```
 pub fn strip_sequence(name: &str) -> Option<&str> {
-    parse_sequence(name).map(|_| &name[..name.len() - 10])
+    parse_sequence(name).map(|n| &name[..name.len() - format_sequence(n).len()])
 }
 
 /// Maps sequence numbers to keys that order correctly across the i32 wrap.

@@ -352,7 +352,9 @@ pub async fn queue_scenario(
                    until_empty: bool,
                    stop: Arc<AtomicBool>,
                    consumed: Arc<std::sync::Mutex<Vec<String>>>| async move {
-        let q = Queue::new(&c, "/q").with_visibility_timeout(Duration::from_secs(30));
+        // A claim whose reply was lost (connection cut mid-request) stays with a live session:
+        // the visibility timeout hands it out again.
+        let q = Queue::new(&c, "/q").with_visibility_timeout(Duration::from_secs(3));
         loop {
             if stop.load(Ordering::Acquire) && !until_empty {
                 return;
@@ -366,7 +368,11 @@ pub async fn queue_scenario(
                             .push(String::from_utf8_lossy(&d.item().data).into_owned());
                         let _ = d.ack().await;
                     }
-                    Err(Error::Timeout) if until_empty => return,
+                    Err(Error::Timeout) if until_empty => {
+                        if q.is_empty().await.unwrap_or(false) {
+                            return;
+                        }
+                    }
                     Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                 }
             } else {

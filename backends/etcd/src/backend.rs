@@ -16,10 +16,10 @@ use menagerie_core::{
     Stat, StateStream, DEFAULT_MAX_DATA_LEN,
 };
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
-use tokio::sync::{watch, Notify};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Notify, OwnedMutexGuard};
 use tokio::task::JoinHandle;
 
 /// Default session timeout (the lease TTL, rounded up to whole seconds).
@@ -31,8 +31,33 @@ const MIN_TTL_SECS: i64 = 2;
 /// How long a write or read waits for the watch stream to deliver the events it has seen.
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(5);
 
-/// Attempts at a write whose compares keep failing because of concurrent writers.
-const MAX_ATTEMPTS: usize = 64;
+/// Attempts at a write whose compares keep failing because of concurrent writers (each failed
+/// attempt means another writer's transaction went through), and reads a write may need.
+const MAX_ATTEMPTS: usize = 128;
+
+/// Conflicts retried at once, on the failure branch's snapshot: it was read at the revision that
+/// beat the attempt, so it is as fresh as anything the handle could learn.
+const IMMEDIATE_RETRIES: usize = 2;
+
+/// Longest pause between two attempts of a contended write (full jitter below it).
+const MAX_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Counter values one transaction of a sequential create tries: the one the handle knows of, and
+/// the next ones (other clients' creates it has not heard of yet).
+const COUNTER_GUESSES: usize = 8;
+
+/// How long other clients' creates under a parent make a handle try several counter values.
+const CONTENTION_MEMORY: Duration = Duration::from_secs(1);
+
+/// etcd's default `--max-txn-ops`. It bounds a whole nest of transactions: each nested
+/// transaction may use what its parents' largest part (compares, success or failure ops) left.
+const TXN_OP_BUDGET: usize = 128;
+
+/// Writes carrying more data than this try one counter value per transaction.
+const GUESS_PAYLOAD_LIMIT: usize = 16 * 1024;
+
+/// Parents whose counter hints (and sequential-create gates) a handle keeps at most.
+const MAX_HINTS: usize = 4096;
 
 /// Settings of an etcd session.
 ///
@@ -86,6 +111,31 @@ impl EtcdOptions {
     }
 }
 
+/// What a handle knows of a parent's child counter: its meta and offsets keys as of revision
+/// `rev`. Filled from reads and failed transactions, and kept current by the watch stream (every
+/// child create re-puts the meta key), so a sequential create usually guesses the counter right
+/// in its first transaction even when other clients create children of the same parent.
+#[derive(Debug, Clone)]
+struct CounterHint {
+    m: Kv,
+    o: Option<Kv>,
+    rev: i64,
+    /// The meta key's etcd version after this handle's last create under the parent (0: none
+    /// yet). When the hint is beyond it, other clients create children here too.
+    own: i64,
+    /// Until when the parent counts as contended (other clients were seen creating children):
+    /// sequential creates then try several counter values per transaction.
+    contended_until: Option<Instant>,
+}
+
+/// A change of a meta or offsets key, as the watch stream delivered it.
+struct CounterChange {
+    path: String,
+    meta: bool,
+    kv: Option<Kv>,
+    rev: i64,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Sess {
     lease: i64,
@@ -105,8 +155,11 @@ pub(crate) struct Shared {
     processed: watch::Sender<i64>,
     /// Woken when someone saw the session's lease disappear.
     lease_gone: Notify,
-    /// Child-counter hints per parent path: (meta key, offsets key), from earlier answers.
-    hints: Mutex<HashMap<String, (Kv, Option<Kv>)>>,
+    /// Child-counter hints per parent path.
+    hints: Mutex<HashMap<String, CounterHint>>,
+    /// One sequential create (or multi with some) per parent at a time in this handle: concurrent
+    /// ones would only beat each other's counter guess.
+    seq_gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -229,6 +282,7 @@ impl EtcdBackend {
             processed,
             lease_gone: Notify::new(),
             hints: Mutex::new(HashMap::new()),
+            seq_gates: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
         });
         // A member may be down: the balancer routes around it after a failed attempt or two.
@@ -443,73 +497,166 @@ impl Shared {
 
     // ---- writes ----
 
-    fn hint_snapshot(&self, ops: &[Op]) -> Snapshot {
+    /// A snapshot holding what the hints say of the counters of `parents` (nothing else).
+    fn hint_snapshot(&self, parents: &[String]) -> Snapshot {
         let mut snap = Snapshot::default();
         let hints = lock(&self.hints);
-        for op in ops {
-            if let Op::Create { path: p, mode, .. } = op {
-                if mode.is_sequential() {
-                    let slash = p.rfind('/').unwrap_or(0);
-                    let parent = if slash == 0 { "/" } else { &p[..slash] };
-                    if let Some((m, o)) = hints.get(parent) {
-                        plan::counter_hint(&mut snap, &self.layout, parent, m.clone(), o.clone());
-                    }
-                }
+        for parent in parents {
+            if let Some(h) = hints.get(parent) {
+                plan::counter_hint(&mut snap, &self.layout, parent, h.m.clone(), h.o.clone());
             }
         }
         snap
     }
 
-    fn remember_hints(&self, snap: &Snapshot, ops: &[Op]) {
+    /// Keeps what a snapshot read at one revision says of the counters of `parents`, unless
+    /// the hints already know a later state.
+    fn remember_hints(&self, snap: &Snapshot, parents: &[String]) {
+        if snap.rev <= 0 || parents.is_empty() {
+            return;
+        }
         let mut hints = lock(&self.hints);
-        if hints.len() > 4096 {
+        if hints.len() > MAX_HINTS {
             hints.clear();
         }
-        for op in ops {
-            if let Op::Create { path: p, mode, .. } = op {
-                if mode.is_sequential() {
-                    let slash = p.rfind('/').unwrap_or(0);
-                    let parent = if slash == 0 { "/" } else { &p[..slash] };
-                    let m = snap.keys.get(&self.layout.meta(parent)).cloned().flatten();
+        for parent in parents {
+            let Some(m) = snap.keys.get(&self.layout.meta(parent)) else {
+                continue;
+            };
+            if hints.get(parent).is_some_and(|h| h.rev >= snap.rev) {
+                continue;
+            }
+            match m {
+                Some(m) => {
                     let o = snap
                         .keys
                         .get(&self.layout.offsets(parent))
                         .cloned()
                         .flatten();
-                    match m {
-                        Some(m) => {
-                            hints.insert(parent.to_string(), (m, o));
-                        }
-                        None => {
-                            hints.remove(parent);
-                        }
-                    }
+                    let (own, contended_until) = hints
+                        .get(parent)
+                        .map_or((0, None), |h| (h.own, h.contended_until));
+                    hints.insert(
+                        parent.clone(),
+                        CounterHint {
+                            m: m.clone(),
+                            o,
+                            rev: snap.rev,
+                            own,
+                            contended_until,
+                        },
+                    );
+                }
+                None => {
+                    hints.remove(parent);
                 }
             }
         }
     }
 
-    /// After a successful write, the parent counters moved: update the hints we hold.
-    fn bump_hints(&self, ops: &[Op]) {
+    /// `snap` with the counter keys of `parents` replaced by what the hints know of a later
+    /// revision (the watch stream often has seen the creates that beat a failed attempt).
+    fn freshen(&self, mut snap: Snapshot, parents: &[String]) -> Snapshot {
+        let hints = lock(&self.hints);
+        for parent in parents {
+            if let Some(h) = hints.get(parent).filter(|h| h.rev > snap.rev) {
+                plan::counter_hint(&mut snap, &self.layout, parent, h.m.clone(), h.o.clone());
+                snap.mixed = true;
+            }
+        }
+        snap
+    }
+
+    /// Applies meta / offsets key changes from the watch stream (in revision order) to the
+    /// hints held; parents without a hint are not tracked.
+    fn observe_counters(&self, changes: Vec<CounterChange>) {
         let mut hints = lock(&self.hints);
-        let mut bumped: HashMap<String, i64> = HashMap::new();
-        for op in ops {
-            if let Op::Create { path: p, .. } = op {
-                let slash = p.rfind('/').unwrap_or(0);
-                let parent = if slash == 0 { "/" } else { &p[..slash] };
-                *bumped.entry(parent.to_string()).or_default() += 1;
-            }
+        if hints.is_empty() {
+            return;
         }
-        for (parent, k) in bumped {
-            if let Some((m, _)) = hints.get_mut(&parent) {
-                if k == 1 {
-                    m.version += 1;
-                } else {
-                    // The offsets key changed too: forget the hint.
-                    hints.remove(&parent);
+        for c in changes {
+            let Some(h) = hints.get_mut(&c.path) else {
+                continue;
+            };
+            if c.rev < h.rev {
+                continue;
+            }
+            h.rev = c.rev;
+            match (c.meta, c.kv) {
+                (true, Some(m)) => h.m = m,
+                (true, None) => {
+                    // The parent is gone: its next incarnation starts a new counter.
+                    hints.remove(&c.path);
                 }
+                (false, o) => h.o = o,
             }
         }
+    }
+
+    /// How many counter values the first transaction of a write tries: several while its (single)
+    /// sequential parent is contended — other clients were seen creating children there in the
+    /// last [`CONTENTION_MEMORY`] — or nothing is known of it yet; one for a writer that has the
+    /// parent to itself.
+    fn guess_window(&self, parents: &[String]) -> usize {
+        let [parent] = parents else {
+            return 1;
+        };
+        let mut hints = lock(&self.hints);
+        let Some(h) = hints.get_mut(parent) else {
+            return COUNTER_GUESSES;
+        };
+        if h.own == 0 {
+            return COUNTER_GUESSES;
+        }
+        let now = Instant::now();
+        if h.m.version > h.own {
+            // Children were created since this handle's last create: someone else's.
+            h.contended_until = Some(now + CONTENTION_MEMORY);
+        }
+        if h.contended_until.is_some_and(|t| t > now) {
+            COUNTER_GUESSES
+        } else {
+            1
+        }
+    }
+
+    /// Records that other clients create children of `parents` (a conflict, or a later counter
+    /// guess applied).
+    fn note_contention(&self, parents: &[String]) {
+        let until = Instant::now() + CONTENTION_MEMORY;
+        let mut hints = lock(&self.hints);
+        for parent in parents {
+            if let Some(h) = hints.get_mut(parent) {
+                h.contended_until = Some(until);
+            }
+        }
+    }
+
+    /// Notes the meta versions a successful transaction left behind (see [`CounterHint::own`]).
+    fn note_own_creates(&self, counters: &[(String, i64)]) {
+        let mut hints = lock(&self.hints);
+        for (parent, pre) in counters {
+            if let Some(h) = hints.get_mut(parent) {
+                h.own = h.own.max(pre + 1);
+            }
+        }
+    }
+
+    /// Waits for this handle's other sequential creates under `parents` (sorted, so two writes
+    /// never wait for each other).
+    async fn seq_gates(&self, parents: &[String]) -> Vec<OwnedMutexGuard<()>> {
+        let mut guards = Vec::with_capacity(parents.len());
+        for p in parents {
+            let gate = {
+                let mut gates = lock(&self.seq_gates);
+                if gates.len() > MAX_HINTS {
+                    gates.retain(|_, g| Arc::strong_count(g) > 1);
+                }
+                gates.entry(p.clone()).or_default().clone()
+            };
+            guards.push(gate.lock_owned().await);
+        }
+        guards
     }
 
     async fn read_snapshot(&self, paths: &[String], kids: &[String]) -> Result<Snapshot> {
@@ -520,6 +667,7 @@ impl Shared {
             paths,
             kids,
             &gets_of(&r.op_responses()),
+            header_revision(&r),
         ))
     }
 
@@ -547,14 +695,103 @@ impl Shared {
         (paths, kids)
     }
 
+    /// `plan`, followed by the plans for the cases that 1, 2, … other children of the parent were
+    /// created since `snap` (`window` plans at most, as many as fit [`TXN_OP_BUDGET`]): one
+    /// transaction tries them in turn, so a create whose counter hint lags a few creates behind
+    /// still succeeds at once. Only for writes whose sequential creates share one parent, and
+    /// small ones (every guess carries the data).
+    fn counter_guesses(
+        &self,
+        plan: Plan,
+        snap: &Snapshot,
+        ops: &[Op],
+        parents: &[String],
+        lease: i64,
+        window: usize,
+    ) -> Vec<Plan> {
+        let mut plans = vec![plan];
+        if window <= 1 {
+            return plans;
+        }
+        let [parent] = parents else {
+            return plans;
+        };
+        let payload: usize = ops
+            .iter()
+            .map(|op| match op {
+                Op::Create { data, .. } | Op::SetData { data, .. } => data.len(),
+                _ => 0,
+            })
+            .sum();
+        if payload > GUESS_PAYLOAD_LIMIT {
+            return plans;
+        }
+        // What each nesting level costs of etcd's op budget: its largest part. A level's failure
+        // branch is the next level, the last one's the reads of the first plan's keys.
+        let reads = plans[0].snap_paths.len() * 3 + plans[0].snap_kids.len();
+        let part = |p: &Plan, failure: usize| {
+            p.compares
+                .len()
+                .max(p.writes.len() + 5 * p.post.len())
+                .max(failure)
+        };
+        let mut above = 0;
+        for ahead in 1..window.min(COUNTER_GUESSES) as i64 {
+            let Some(s) = plan::counter_ahead(snap, &self.layout, parent, ahead) else {
+                break;
+            };
+            let Ok(p) = Sim::new(&self.layout, &s, lease, DEFAULT_MAX_DATA_LEN)
+                .run_tracked(ops)
+                .0
+            else {
+                break;
+            };
+            let prev = plans.last().map_or(0, |q| part(q, 1));
+            if above + prev + part(&p, reads) > TXN_OP_BUDGET {
+                break;
+            }
+            above += prev;
+            plans.push(p);
+        }
+        plans
+    }
+
+    /// Runs `plans`; if etcd refuses the nest as too large (a cluster with a `--max-txn-ops`
+    /// below the default), the first plan alone. A refused request was not applied.
+    async fn run_guesses(&self, plans: &[Plan]) -> Result<PlanOutcome> {
+        match self.run_plans(plans).await {
+            Err(Error::BadArguments { reason })
+                if plans.len() > 1 && reason.contains("too many operations") =>
+            {
+                tracing::debug!(
+                    guesses = plans.len(),
+                    "etcd refused the nested counter guesses; trying one"
+                );
+                self.run_plans(&plans[..1]).await
+            }
+            other => other,
+        }
+    }
+
     /// Runs `ops` as one transaction (retrying only when a guess was stale); `Err(Stop::Fail)`
     /// carries the first failing operation.
+    ///
+    /// A failed attempt (its compares failed) means another writer's transaction changed a key
+    /// the attempt depended on — typically the child counter, for sequential creates under a
+    /// busy parent — so every round of conflicting attempts lets one writer through. The loser
+    /// retries at once on the failure branch's snapshot, read at the revision that beat it; after
+    /// [`IMMEDIATE_RETRIES`] it first backs off (full jitter, up to [`MAX_BACKOFF`]). Either way
+    /// the counters it guesses are the latest the handle knows — the watch stream keeps the hints
+    /// current, also while the writer sleeps — never ones that went stale during the pause.
     async fn write(&self, ops: &[Op]) -> std::result::Result<Vec<OpResult>, WriteError> {
         let sess = self.live().map_err(WriteError::Other)?;
-        let mut snap = self.hint_snapshot(ops);
+        let parents = sequential_parents(ops);
+        let _gates = self.seq_gates(&parents).await;
+        let mut snap = self.hint_snapshot(&parents);
         let (mut extra_paths, op_kids) = Shared::op_paths(ops);
         let mut reads = 0;
-        let mut attempts = 0;
+        let mut conflicts = 0;
+        let mut window = self.guess_window(&parents);
         loop {
             let lease = sess.lease;
             let sim = Sim::new(&self.layout, &snap, lease, DEFAULT_MAX_DATA_LEN);
@@ -565,6 +802,7 @@ impl Shared {
                 Err(Stop::NeedRead) => {
                     reads += 1;
                     if reads > MAX_ATTEMPTS {
+                        tracing::warn!(reads, "a write kept needing reads; giving up");
                         return Err(WriteError::Other(Error::OperationTimeout));
                     }
                     for p in touched {
@@ -576,59 +814,122 @@ impl Shared {
                         .read_snapshot(&extra_paths, &op_kids)
                         .await
                         .map_err(WriteError::Other)?;
-                    self.remember_hints(&snap, ops);
+                    self.remember_hints(&snap, &parents);
                     continue;
                 }
             };
-            attempts += 1;
-            let r = self.run_plan(&plan).await.map_err(WriteError::Other)?;
-            match r {
-                PlanOutcome::Done(results) => {
-                    self.bump_hints(ops);
+            let plans = self.counter_guesses(plan, &snap, ops, &parents, lease, window);
+            match self.run_guesses(&plans).await.map_err(WriteError::Other)? {
+                PlanOutcome::Done {
+                    results,
+                    counters,
+                    guess,
+                } => {
+                    if guess > 0 {
+                        self.note_contention(&parents);
+                    }
+                    self.note_own_creates(&counters);
                     return Ok(results);
                 }
                 PlanOutcome::Conflict(s) => {
-                    snap = s;
-                    self.remember_hints(&snap, ops);
-                    if attempts >= MAX_ATTEMPTS {
+                    conflicts += 1;
+                    window = COUNTER_GUESSES;
+                    if !parents.is_empty() {
+                        self.note_contention(&parents);
+                    }
+                    self.remember_hints(&s, &parents);
+                    if conflicts >= MAX_ATTEMPTS {
+                        tracing::warn!(
+                            conflicts,
+                            "a write lost every attempt to concurrent writers; giving up"
+                        );
                         return Err(WriteError::Other(Error::OperationTimeout));
                     }
-                    if attempts > 2 {
-                        // Contention: back off a little, with jitter.
-                        let ms = (attempts as u64 * 3) + (layout::now_ms() as u64 % 7);
-                        tokio::time::sleep(Duration::from_millis(ms.min(100))).await;
+                    tracing::trace!(conflicts, rev = s.rev, "write conflicted, retrying");
+                    if conflicts > IMMEDIATE_RETRIES {
+                        tokio::time::sleep(backoff(conflicts - IMMEDIATE_RETRIES)).await;
                     }
+                    snap = self.freshen(s, &parents);
                 }
             }
         }
     }
 
-    async fn run_plan(&self, plan: &Plan) -> Result<PlanOutcome> {
+    /// Runs `plans` — alternatives for successive counter values, the first the likeliest — as
+    /// ONE transaction: each plan's compares guard its writes, and its failure branch holds the
+    /// next plan as a nested transaction; the last one's failure branch reads the first plan's
+    /// keys. etcd applies at most one plan's writes, at one revision.
+    async fn run_plans(&self, plans: &[Plan]) -> Result<PlanOutcome> {
         let l = &self.layout;
-        let mut success = plan.writes.clone();
-        for p in &plan.post {
-            success.push(TxnOp::get(l.node(p), None));
-            success.push(TxnOp::get(l.meta(p), None));
-            success.push(TxnOp::get(l.offsets(p), None));
-            success.push(TxnOp::get(l.deletes(p), None));
-            success.push(TxnOp::get(
-                l.children_prefix(p),
-                Some(GetOptions::new().with_prefix().with_count_only()),
-            ));
+        let Some(first) = plans.first() else {
+            return Err(Error::Backend {
+                message: "internal: no plan to run".into(),
+            });
+        };
+        let mut nested: Option<Txn> = None;
+        for plan in plans.iter().rev() {
+            let mut success = plan.writes.clone();
+            for p in &plan.post {
+                success.push(TxnOp::get(l.node(p), None));
+                success.push(TxnOp::get(l.meta(p), None));
+                success.push(TxnOp::get(l.offsets(p), None));
+                success.push(TxnOp::get(l.deletes(p), None));
+                success.push(TxnOp::get(
+                    l.children_prefix(p),
+                    Some(GetOptions::new().with_prefix().with_count_only()),
+                ));
+            }
+            let failure = match nested.take() {
+                Some(next) => vec![TxnOp::txn(next)],
+                None => plan::snapshot_reads(l, &first.snap_paths, &first.snap_kids),
+            };
+            nested = Some(
+                Txn::new()
+                    .when(plan.compares.clone())
+                    .and_then(success)
+                    .or_else(failure),
+            );
         }
-        let failure = plan::snapshot_reads(l, &plan.snap_paths, &plan.snap_kids);
-        let txn = Txn::new()
-            .when(plan.compares.clone())
-            .and_then(success)
-            .or_else(failure);
-        let r = self.txn(txn).await?;
-        let rev = header_revision(&r);
+        let Some(txn) = nested else {
+            return Err(Error::Backend {
+                message: "internal: no plan to run".into(),
+            });
+        };
+        let top = self.txn(txn).await?;
+        let rev = header_revision(&top);
+        // Down the failure branches to the plan that was applied, if any.
+        let mut r = top;
+        let mut applied = 0;
+        while !r.succeeded() && applied + 1 < plans.len() {
+            match r.op_responses().into_iter().next() {
+                Some(TxnOpResponse::Txn(inner)) => {
+                    r = inner;
+                    applied += 1;
+                }
+                _ => {
+                    return Err(Error::Backend {
+                        message: "internal: etcd answered a nested transaction without its \
+                                  response"
+                            .into(),
+                    })
+                }
+            }
+        }
         let responses = r.op_responses();
         if !r.succeeded() {
-            let snap =
-                plan::read_snapshot(l, &plan.snap_paths, &plan.snap_kids, &gets_of(&responses));
+            let snap = plan::read_snapshot(
+                l,
+                &first.snap_paths,
+                &first.snap_kids,
+                &gets_of(&responses),
+                rev,
+            );
             return Ok(PlanOutcome::Conflict(snap));
         }
+        if applied > 0 {
+            tracing::trace!(applied, "a later counter guess of the transaction applied");
+        }
+        let plan = &plans[applied];
         let gets = gets_of(&responses[plan.writes.len().min(responses.len())..]);
         let mut post: HashMap<&str, NodeKeys> = HashMap::new();
         for (i, p) in plan.post.iter().enumerate() {
@@ -696,12 +997,60 @@ impl Shared {
         if !plan.read_only {
             self.caught_up(rev).await;
         }
-        Ok(PlanOutcome::Done(results))
+        Ok(PlanOutcome::Done {
+            results,
+            counters: plan.counters.clone(),
+            guess: applied,
+        })
     }
 }
 
+/// The parents of the sequential creates among `ops`, sorted and distinct.
+fn sequential_parents(ops: &[Op]) -> Vec<String> {
+    let mut parents: Vec<String> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Create { path: p, mode, .. } if mode.is_sequential() => {
+                // The parent of `/a/` (sequential) is `/a`; of `/a/b-` it is `/a`.
+                let slash = p.rfind('/').unwrap_or(0);
+                Some(if slash == 0 { "/" } else { &p[..slash] }.to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    parents.sort();
+    parents.dedup();
+    parents
+}
+
+/// The pause before attempt `n` (1, 2, …) after the immediate retries: uniformly random below
+/// min(2^(n-1) ms, [`MAX_BACKOFF`]), so contenders spread out instead of colliding again.
+fn backoff(n: usize) -> Duration {
+    static SEED: AtomicU64 = AtomicU64::new(0);
+    let cap = Duration::from_millis(1u64 << (n.saturating_sub(1)).min(16)).min(MAX_BACKOFF);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0);
+    // splitmix64 over a per-process sequence mixed with the clock.
+    let mut z = SEED
+        .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+        .wrapping_add(nanos);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    let micros = cap.as_micros() as u64;
+    Duration::from_micros(z % (micros + 1))
+}
+
 enum PlanOutcome {
-    Done(Vec<OpResult>),
+    Done {
+        results: Vec<OpResult>,
+        /// The applied plan's [`Plan::counters`].
+        counters: Vec<(String, i64)>,
+        /// Which of the plans applied (0: the first).
+        guess: usize,
+    },
     Conflict(Snapshot),
 }
 
@@ -786,6 +1135,8 @@ async fn dispatch_loop(shared: Arc<Shared>, mut next: i64) {
                 break;
             }
             let mut top = 0;
+            let mut counters = Vec::new();
+            let track_counters = !lock(&shared.hints).is_empty();
             {
                 let lease = lock(&shared.sess).lease;
                 let mut table = lock(&shared.watches);
@@ -802,6 +1153,19 @@ async fn dispatch_loop(shared: Arc<Shared>, mut next: i64) {
                             };
                             table.dispatch(rev, &p, change);
                         }
+                        KeyKind::Meta(path) if track_counters => counters.push(CounterChange {
+                            path,
+                            meta: true,
+                            kv: (ev.event_type() == EtcdEventType::Put).then(|| Kv::from(kv)),
+                            rev,
+                        }),
+                        KeyKind::Offsets(path) if track_counters => counters.push(CounterChange {
+                            path,
+                            meta: false,
+                            kv: (ev.event_type() == EtcdEventType::Put).then(|| Kv::from(kv)),
+                            rev,
+                        }),
+                        KeyKind::Meta(_) | KeyKind::Offsets(_) => {}
                         KeyKind::Session(l) => {
                             if l == lease && ev.event_type() == EtcdEventType::Delete {
                                 shared.lease_gone.notify_one();
@@ -810,6 +1174,11 @@ async fn dispatch_loop(shared: Arc<Shared>, mut next: i64) {
                         KeyKind::Other => {}
                     }
                 }
+            }
+            // Before `processed` moves: a write that waited for its own events finds the
+            // counter hints it will use next already up to date.
+            if !counters.is_empty() {
+                shared.observe_counters(counters);
             }
             if top > 0 {
                 next = next.max(top + 1);

@@ -172,6 +172,18 @@ impl Layout {
             }
             return KeyKind::Other;
         }
+        for (tag, meta) in [("m", true), ("o", false)] {
+            if let Some(p) = rest.strip_prefix(tag).filter(|p| p.starts_with('/')) {
+                if p != "/" && p.ends_with('/') {
+                    return KeyKind::Other;
+                }
+                return if meta {
+                    KeyKind::Meta(p.to_string())
+                } else {
+                    KeyKind::Offsets(p.to_string())
+                };
+            }
+        }
         if let Some(r) = rest.strip_prefix("s/") {
             if let Ok(lease) = i64::from_str_radix(r, 16) {
                 return KeyKind::Session(lease);
@@ -187,9 +199,13 @@ impl Layout {
 pub(crate) enum KeyKind {
     /// The node key of this path.
     Node(String),
+    /// The meta key of this path (its version counts the child creates).
+    Meta(String),
+    /// The offsets key of this path.
+    Offsets(String),
     /// The key of the session with this lease.
     Session(i64),
-    /// A meta, offsets or delete-marker key, or a foreign key.
+    /// A delete-marker key, or a foreign key.
     Other,
 }
 
@@ -358,7 +374,11 @@ mod tests {
             l.classify(b"/app/s/00000000000000ff"),
             KeyKind::Session(255)
         );
-        assert_eq!(l.classify(b"/app/m/a"), KeyKind::Other);
+        assert_eq!(l.classify(b"/app/m/a"), KeyKind::Meta("/a".into()));
+        assert_eq!(l.classify(b"/app/m/"), KeyKind::Meta("/".into()));
+        assert_eq!(l.classify(b"/app/o/a/b"), KeyKind::Offsets("/a/b".into()));
+        assert_eq!(l.classify(b"/app/d/a"), KeyKind::Other);
+        assert_eq!(l.classify(b"/app/mx"), KeyKind::Other);
         assert_eq!(l.classify(b"/other/n/0001/a"), KeyKind::Other);
         assert_eq!(Layout::new("").prefix(), "/menagerie");
     }

@@ -65,8 +65,12 @@
 //!   keys) are compares inside it, the writes its success branch, and its failure branch reads
 //!   the keys involved at the same revision, from which the backend names the failing operation
 //!   and ZooKeeper's error (per operation, for a multi). A sequential create needs the parent's
-//!   counter: it comes from an earlier answer when there is one (one round trip), else from a read,
-//!   and the transaction compares it — a concurrent create makes it fail and retry, never misnumber.
+//!   counter: it comes from the handle's hint when there is one (one round trip), else from a
+//!   read, and the transaction compares it — a concurrent create makes it fail and retry, never
+//!   misnumber. The watch stream keeps the hints current; under a parent where other clients
+//!   create too, one transaction tries several counter values (nested transactions, each guarded
+//!   by its own compares, at most one applied), and lost rounds are retried at once, then with
+//!   jittered backoff, always with the latest counter known.
 //! - Sessions are leases (TTL = the session timeout in whole seconds, at least 2 s), kept alive
 //!   from a background task; see [`EtcdBackend`] for the state changes.
 //! - Watches: one watch stream per handle over the whole prefix, dispatched in-process with

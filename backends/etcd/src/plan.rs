@@ -24,6 +24,11 @@ pub(crate) struct Snapshot {
     pub(crate) keys: HashMap<Vec<u8>, Option<Kv>>,
     /// Known child names of a path.
     pub(crate) kids: HashMap<String, BTreeSet<String>>,
+    /// The revision every key was read at; 0 when the keys come from different answers (hints).
+    pub(crate) rev: i64,
+    /// Some keys were replaced by later knowledge (counter hints): good for guesses, which the
+    /// compares check, but an operation is only failed on a snapshot read at one revision.
+    pub(crate) mixed: bool,
 }
 
 /// Why a simulation stopped.
@@ -69,6 +74,9 @@ pub(crate) struct Plan {
     pub(crate) snap_kids: Vec<String>,
     /// True when the plan writes nothing (only checks).
     pub(crate) read_only: bool,
+    /// Parents whose child counter the plan compares: (path, etcd version of the meta key the
+    /// plan expects; the transaction leaves it one higher).
+    pub(crate) counters: Vec<(String, i64)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -116,6 +124,7 @@ pub(crate) struct Sim<'a> {
     /// Paths whose children must be known to be empty (with exclusions): (path, excluded names).
     empty_checks: Vec<(String, BTreeSet<String>)>,
     snap_kids: BTreeSet<String>,
+    counters: Vec<(String, i64)>,
 }
 
 /// Unsupported create modes (no containers or TTL nodes on etcd).
@@ -151,9 +160,10 @@ impl<'a> Sim<'a> {
             nodes: BTreeMap::new(),
             compares: Vec::new(),
             seen_compares: HashSet::new(),
-            assumed: false,
+            assumed: snap.mixed,
             empty_checks: Vec::new(),
             snap_kids: BTreeSet::new(),
+            counters: Vec::new(),
         }
     }
 
@@ -316,6 +326,7 @@ impl<'a> Sim<'a> {
         };
         let (_, coff) = self.offsets(p);
         self.cmp(key, None, 2, CompareOp::Equal, m.version);
+        self.counters.push((p.to_string(), m.version));
         let pre = m.version - 1 + coff;
         let v = self.node(p);
         v.pre_counter = Some(pre);
@@ -689,6 +700,7 @@ impl<'a> Sim<'a> {
             snap_paths: paths,
             snap_kids: self.snap_kids.into_iter().collect(),
             read_only,
+            counters: self.counters,
         })
     }
 }
@@ -711,14 +723,18 @@ pub(crate) fn snapshot_reads(layout: &Layout, paths: &[String], kids: &[String])
     ops
 }
 
-/// Builds a snapshot from the responses to [`snapshot_reads`].
+/// Builds a snapshot from the responses to [`snapshot_reads`], all read at revision `rev`.
 pub(crate) fn read_snapshot(
     layout: &Layout,
     paths: &[String],
     kids: &[String],
     gets: &[etcd_client::GetResponse],
+    rev: i64,
 ) -> Snapshot {
-    let mut snap = Snapshot::default();
+    let mut snap = Snapshot {
+        rev,
+        ..Snapshot::default()
+    };
     let mut it = gets.iter();
     for p in paths {
         for key in [layout.node(p), layout.meta(p), layout.offsets(p)] {
@@ -742,6 +758,24 @@ pub(crate) fn read_snapshot(
         snap.kids.insert(p.clone(), names);
     }
     snap
+}
+
+/// `snap` with `p`'s child counter `ahead` creates further on (`None` when the counter is not
+/// known): the plan made on it is the plan for the case that `ahead` other children were created
+/// meanwhile, which the same transaction can try when the first guess's compare fails.
+pub(crate) fn counter_ahead(
+    snap: &Snapshot,
+    layout: &Layout,
+    p: &str,
+    ahead: i64,
+) -> Option<Snapshot> {
+    let key = layout.meta(p);
+    let mut m = snap.keys.get(&key)?.clone()?;
+    m.version += ahead;
+    let mut s = snap.clone();
+    s.keys.insert(key, Some(m));
+    s.mixed = true;
+    Some(s)
 }
 
 /// Adds what is known of `p`'s child counter (its meta and offsets keys) to a snapshot.

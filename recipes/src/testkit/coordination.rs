@@ -291,14 +291,14 @@ async fn queue_load(f: &dyn BackendFactory, name: &str, with_ack: bool) {
         std::mem::forget(held); // died: no nack, no drop handler
     }
     // Kill consumers mid-flight: expire two consumers' sessions while they work.
-    within("items to flow", async {
+    within_long("items to flow", async {
         while seen.lock().unwrap().len() < total / 4 {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     })
     .await;
     ok(f.expire(&consumers[0].0).await, "expire consumer 0");
-    within("more items", async {
+    within_long("more items", async {
         while seen.lock().unwrap().len() < total / 2 {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }

@@ -163,7 +163,6 @@ impl Checker {
     }
 }
 
-/// Scale factor for the load tests: `MENAGERIE_RECIPE_SCALE` (default 1.0; CI may lower it).
 /// Like `within`, for load tests: bounded by 10 × WAIT.
 pub(crate) async fn within_long<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
     let limit = menagerie_core::conformance::WAIT * 10;
@@ -173,6 +172,7 @@ pub(crate) async fn within_long<T>(what: &str, fut: impl std::future::Future<Out
     }
 }
 
+/// Scale factor for the load tests: `MENAGERIE_RECIPE_SCALE` (default 1.0; CI may lower it).
 pub(crate) fn scaled(n: usize) -> usize {
     let f: f64 = std::env::var("MENAGERIE_RECIPE_SCALE")
         .ok()

@@ -1,0 +1,158 @@
+//! Safety scenarios (lock, election, queue) on menagerie-server while the server process is
+//! SIGKILLed and restarted on its data directory and client sessions are expired. Checkers read a
+//! server-side fenced log (see menagerie_integration::safety). `MENAGERIE_SOAK_SECS=60` for the
+//! long soak.
+
+use menagerie_core::async_trait;
+use menagerie_core::conformance::BackendFactory;
+use menagerie_core::Client;
+use menagerie_integration::process::{free_port, wait_until, ServerProcess};
+use menagerie_integration::safety::{self, Faults, Table};
+use menagerie_zookeeper::{ZkFactory, ZkOptions};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn spawn(port: u16, dir: &Path, round: usize) -> ServerProcess {
+    let args: Vec<String> = [
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--fsync",
+        "always",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let log = dir.parent().unwrap().join(format!("server-{round}.log"));
+    ServerProcess::spawn(
+        "menagerie-server",
+        env!("CARGO_BIN_EXE_menagerie-server"),
+        &args,
+        &[],
+        &log,
+    )
+    .expect("spawn menagerie-server")
+}
+
+async fn ready(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    if s.write_all(b"ruok").await.is_err() {
+        return false;
+    }
+    let mut out = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_string(&mut out)).await;
+    out == "imok"
+}
+
+struct ServerFaults {
+    port: u16,
+    dir: PathBuf,
+    server: Option<ServerProcess>,
+    restarts: usize,
+    factory: ZkFactory,
+    clients: Vec<Client>,
+}
+
+impl ServerFaults {
+    async fn restart(&mut self) {
+        self.restarts += 1;
+        self.server = Some(spawn(self.port, &self.dir, self.restarts));
+        let port = self.port;
+        assert!(
+            wait_until(Duration::from_secs(30), || ready(port)).await,
+            "menagerie-server did not come back"
+        );
+    }
+}
+
+#[async_trait]
+impl Faults for ServerFaults {
+    async fn inject(&mut self, round: usize) -> String {
+        if round % 2 == 0 {
+            if let Some(mut s) = self.server.take() {
+                s.kill();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            self.restart().await;
+            "server SIGKILLed and restarted".into()
+        } else {
+            let c = &self.clients[fastrand::usize(..self.clients.len())];
+            match self.factory.expire(c.backend()).await {
+                Ok(()) => "session expired".into(),
+                Err(e) => format!("session expiry failed: {e}"),
+            }
+        }
+    }
+
+    async fn heal(&mut self) {
+        if self.server.as_ref().map_or(true, |s| !s.is_alive()) {
+            self.restart().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn safety_on_menagerie_server() {
+    let run = safety::duration(Duration::from_secs(6));
+    let every = Duration::from_millis(800);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let port = free_port();
+    let mut faults = ServerFaults {
+        port,
+        dir,
+        server: None,
+        restarts: 0,
+        factory: ZkFactory::new(
+            format!("127.0.0.1:{port}"),
+            ZkOptions::default().with_session_timeout(Duration::from_secs(6)),
+        ),
+        clients: Vec::new(),
+    };
+    faults.restart().await;
+    let mut rows = Vec::new();
+    for (i, scenario) in ["lock", "election", "queue-ack", "queue-take"]
+        .iter()
+        .enumerate()
+    {
+        let n = match *scenario {
+            "lock" => 8,
+            "election" => 3,
+            _ => 5,
+        };
+        let (mut clients, admin) =
+            safety::clients_from(&faults.factory, n, &format!("/safety-{i}")).await;
+        faults.clients = clients.clone();
+        let target = "menagerie-server";
+        let row = match *scenario {
+            "lock" => safety::lock_scenario(target, clients, admin, run, every, &mut faults).await,
+            "election" => {
+                safety::election_scenario(target, clients, admin, run, every, &mut faults).await
+            }
+            s => {
+                let consumers = clients.split_off(2);
+                safety::queue_scenario(
+                    target,
+                    clients,
+                    consumers,
+                    admin,
+                    s == "queue-ack",
+                    run,
+                    every,
+                    &mut faults,
+                )
+                .await
+            }
+        };
+        rows.push(row);
+    }
+    Table::print(&rows);
+    for r in &rows {
+        assert_eq!(r.violations, 0, "{}: {}", r.scenario, r.notes);
+        assert!(r.operations > 0 && r.faults > 0, "{}: {r:?}", r.scenario);
+    }
+}
