@@ -43,6 +43,8 @@ pub struct Report {
     pub new_greeting_replies: usize,
     /// How long the demo took.
     pub elapsed: Duration,
+    /// Jobs the schedulers were asked to produce.
+    pub budget_total: usize,
     put_jobs: Vec<String>,
     uncertain_jobs: Vec<String>,
     put_order: Vec<(String, i64)>,
@@ -93,7 +95,10 @@ pub async fn run(url: &str, options: Options) -> Result<Report> {
         )
         .await?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
-    let mut report = Report::default();
+    let mut report = Report {
+        budget_total: options.jobs as usize,
+        ..Report::default()
+    };
 
     say(
         "demo",
@@ -332,6 +337,50 @@ impl Report {
             && self.enqueue_tokens_monotonic
             && self.terms.windows(2).all(|w| w[1].1 > w[0].1)
             && self.saw_new_greeting.len() == self.greeters_at_change
+    }
+
+    /// Panics with a clear message if any check of the run failed (used by the end-to-end tests
+    /// on every backend).
+    pub fn assert_clean(&self) {
+        assert!(
+            self.jobs_missing.is_empty(),
+            "jobs lost: {:?}",
+            self.jobs_missing
+        );
+        assert!(
+            self.jobs_duplicated.is_empty(),
+            "jobs processed twice: {:?}",
+            self.jobs_duplicated
+        );
+        assert!(
+            self.jobs_unexpected.is_empty(),
+            "jobs recorded that were never enqueued: {:?}",
+            self.jobs_unexpected
+        );
+        // A leader killed between taking a job from the budget and enqueuing it loses that one job.
+        assert!(
+            self.jobs_put + self.jobs_uncertain + 1 >= self.budget_total,
+            "jobs were not enqueued"
+        );
+        assert!(self.terms.len() >= 2, "the leader was killed and replaced");
+        assert!(
+            self.terms.windows(2).all(|w| w[1].1 > w[0].1),
+            "each term has a larger token"
+        );
+        assert!(
+            self.enqueue_tokens_monotonic,
+            "a deposed leader enqueued after its successor"
+        );
+        assert_eq!(
+            self.saw_new_greeting.len(),
+            self.greeters_at_change,
+            "config change seen by all"
+        );
+        assert!(
+            self.new_greeting_replies > 0,
+            "no reply carried the new greeting"
+        );
+        assert!(self.ok());
     }
 
     /// Prints the summary.

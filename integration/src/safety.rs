@@ -83,6 +83,110 @@ async fn fault_loop(faults: &mut dyn Faults, every: Duration, stop: &AtomicBool)
     done
 }
 
+/// Lets `tasks` run for `run_for` while faults are injected every `fault_every`, then stops them
+/// (bounded) and heals; returns the faults injected.
+async fn drive(
+    faults: &mut dyn Faults,
+    fault_every: Duration,
+    run_for: Duration,
+    stop: &Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+) -> Vec<String> {
+    let stopper = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(run_for).await;
+            stop.store(true, Ordering::Release);
+        })
+    };
+    let injected = fault_loop(faults, fault_every, stop).await;
+    let _ = stopper.await;
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(60), t).await;
+    }
+    injected
+}
+
+/// The four scenarios (lock with 8 clients, election with 3, queue with and without ack) on
+/// sessions from `factory`, each under `/safety-<i>`, with `faults`; returns the table rows.
+pub async fn run_all(
+    target: &str,
+    factory: &dyn menagerie_core::conformance::BackendFactory,
+    faults: &mut dyn FaultsWithClients,
+    run_for: Duration,
+    every: Duration,
+) -> Vec<Table> {
+    let mut rows = Vec::new();
+    for (i, scenario) in ["lock", "election", "queue-ack", "queue-take"]
+        .iter()
+        .enumerate()
+    {
+        let n = match *scenario {
+            "lock" => 8,
+            "election" => 3,
+            _ => 5,
+        };
+        let (mut clients, admin) = clients_from(factory, n, &format!("/safety-{i}")).await;
+        faults.set_clients(clients.clone());
+        let f = faults.as_faults();
+        rows.push(match *scenario {
+            "lock" => lock_scenario(target, clients, admin, run_for, every, f).await,
+            "election" => election_scenario(target, clients, admin, run_for, every, f).await,
+            s => {
+                let consumers = clients.split_off(2);
+                queue_scenario(
+                    target,
+                    clients,
+                    consumers,
+                    admin,
+                    s == "queue-ack",
+                    run_for,
+                    every,
+                    f,
+                )
+                .await
+            }
+        });
+    }
+    rows
+}
+
+/// Faults that can also expire the scenario's clients' sessions.
+pub trait FaultsWithClients: Faults {
+    /// The clients of the next scenario.
+    fn set_clients(&mut self, clients: Vec<Client>);
+    /// As plain faults.
+    fn as_faults(&mut self) -> &mut dyn Faults;
+}
+
+impl FaultsWithClients for EtcdFaults {
+    fn set_clients(&mut self, clients: Vec<Client>) {
+        self.clients = clients;
+    }
+    fn as_faults(&mut self) -> &mut dyn Faults {
+        self
+    }
+}
+
+impl FaultsWithClients for ZkFaults {
+    fn set_clients(&mut self, clients: Vec<Client>) {
+        self.clients = clients;
+    }
+    fn as_faults(&mut self) -> &mut dyn Faults {
+        self
+    }
+}
+
+/// Asserts that every row is clean (no violation) and that work and faults both happened.
+pub fn assert_clean(rows: &[Table]) {
+    Table::print(rows);
+    for r in rows {
+        assert_eq!(r.violations, 0, "{}: {}", r.scenario, r.notes);
+        assert!(r.operations > 0, "{}: nothing was done", r.scenario);
+        assert!(r.faults > 0, "{}: no fault was injected", r.scenario);
+    }
+}
+
 fn summarize(faults: &[String]) -> String {
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for f in faults {
@@ -176,18 +280,7 @@ pub async fn lock_scenario(
             }
         }));
     }
-    let stopper = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(run_for).await;
-            stop.store(true, Ordering::Release);
-        })
-    };
-    let injected = fault_loop(faults, fault_every, &stop).await;
-    let _ = stopper.await;
-    for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(60), t).await;
-    }
+    let injected = drive(faults, fault_every, run_for, &stop, tasks).await;
     let log = read_log(&admin, "/log").await;
     let mut violations = Vec::new();
     let mut open: Option<i64> = None;
@@ -280,18 +373,7 @@ pub async fn election_scenario(
             let _ = tokio::time::timeout(Duration::from_secs(5), latch.close()).await;
         }));
     }
-    let stopper = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(run_for).await;
-            stop.store(true, Ordering::Release);
-        })
-    };
-    let injected = fault_loop(faults, fault_every, &stop).await;
-    let _ = stopper.await;
-    for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(60), t).await;
-    }
+    let injected = drive(faults, fault_every, run_for, &stop, tasks).await;
     let log = read_log(&admin, "/log").await;
     let tokens: Vec<i64> = log.iter().filter_map(|e| e.parse().ok()).collect();
     let mut violations = Vec::new();
@@ -395,18 +477,7 @@ pub async fn queue_scenario(
             consumed.clone(),
         )));
     }
-    let stopper = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(run_for).await;
-            stop.store(true, Ordering::Release);
-        })
-    };
-    let injected = fault_loop(faults, fault_every, &stop).await;
-    let _ = stopper.await;
-    for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(60), t).await;
-    }
+    let injected = drive(faults, fault_every, run_for, &stop, tasks).await;
     // Drain what is left with a healthy consumer (claims of dead consumers come back).
     let _ = tokio::time::timeout(
         Duration::from_secs(120),
@@ -580,7 +651,7 @@ pub struct ZkFaults {
     /// The ensemble.
     pub cluster: crate::zookeeper::ZkCluster,
     /// Factory of the clients (for expiries).
-    pub factory: menagerie_zookeeper::ZkFactory,
+    pub factory: Arc<menagerie_zookeeper::ZkFactory>,
     /// The clients whose sessions may be expired.
     pub clients: Vec<Client>,
 }

@@ -2,61 +2,26 @@
 //! sessions expired. Short by default; `MENAGERIE_SOAK_SECS=60` runs the long soak.
 
 use menagerie_integration::etcd::{options, EtcdCluster};
-use menagerie_integration::safety::{self, EtcdFaults, Table};
+use menagerie_integration::safety::{self, EtcdFaults};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn safety_on_etcd_cluster() {
+    let cluster = EtcdCluster::start(3).await;
+    let factory = menagerie_etcd::EtcdFactory::new(options(&cluster, "/safety"));
+    let mut faults = EtcdFaults {
+        cluster,
+        factory: factory.clone(),
+        clients: Vec::new(),
+    };
     let run = safety::duration(Duration::from_secs(6));
-    let every = Duration::from_millis(800);
-    let mut cluster = Some(EtcdCluster::start(3).await);
-    let mut rows = Vec::new();
-    for (i, scenario) in ["lock", "election", "queue-ack", "queue-take"]
-        .iter()
-        .enumerate()
-    {
-        let c = cluster.take().expect("cluster");
-        let factory = menagerie_etcd::EtcdFactory::new(options(&c, &format!("/safety-{i}")));
-        let n = match *scenario {
-            "lock" => 8,
-            "election" => 3,
-            _ => 5,
-        };
-        let (mut clients, admin) = safety::clients_from(&factory, n, "/s").await;
-        let mut faults = EtcdFaults {
-            cluster: c,
-            factory,
-            clients: clients.clone(),
-        };
-        let row = match *scenario {
-            "lock" => {
-                safety::lock_scenario("etcd ×3", clients, admin, run, every, &mut faults).await
-            }
-            "election" => {
-                safety::election_scenario("etcd ×3", clients, admin, run, every, &mut faults).await
-            }
-            s => {
-                let consumers = clients.split_off(2);
-                let ack = s == "queue-ack";
-                safety::queue_scenario(
-                    "etcd ×3",
-                    clients,
-                    consumers,
-                    admin,
-                    ack,
-                    run,
-                    every,
-                    &mut faults,
-                )
-                .await
-            }
-        };
-        rows.push(row);
-        cluster = Some(faults.cluster);
-    }
-    Table::print(&rows);
-    for r in &rows {
-        assert_eq!(r.violations, 0, "{}: {}", r.scenario, r.notes);
-        assert!(r.operations > 0 && r.faults > 0, "{}: {r:?}", r.scenario);
-    }
+    let rows = safety::run_all(
+        "etcd ×3",
+        &factory,
+        &mut faults,
+        run,
+        Duration::from_millis(800),
+    )
+    .await;
+    safety::assert_clean(&rows);
 }

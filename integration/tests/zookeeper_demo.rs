@@ -20,15 +20,5 @@ async fn demo_runs_clean_on_zookeeper() {
     .expect("the demo ends by itself")
     .expect("the demo runs");
     report.print();
-    assert!(report.jobs_missing.is_empty() && report.jobs_duplicated.is_empty());
-    assert!(
-        report.jobs_unexpected.is_empty(),
-        "jobs recorded that were never enqueued: {:?}",
-        report.jobs_unexpected
-    );
-    assert!(report.jobs_done >= report.jobs_put);
-    assert!(report.terms.len() >= 2 && report.terms.windows(2).all(|w| w[1].1 > w[0].1));
-    assert!(report.enqueue_tokens_monotonic);
-    assert_eq!(report.saw_new_greeting.len(), report.greeters_at_change);
-    assert!(report.ok());
+    report.assert_clean();
 }

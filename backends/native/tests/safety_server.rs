@@ -7,7 +7,7 @@ use menagerie_core::async_trait;
 use menagerie_core::conformance::BackendFactory;
 use menagerie_core::Client;
 use menagerie_integration::process::{free_port, wait_until, ServerProcess};
-use menagerie_integration::safety::{self, Faults, Table};
+use menagerie_integration::safety::{self, Faults};
 use menagerie_zookeeper::{ZkFactory, ZkOptions};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -53,7 +53,7 @@ struct ServerFaults {
     dir: PathBuf,
     server: Option<ServerProcess>,
     restarts: usize,
-    factory: ZkFactory,
+    factory: std::sync::Arc<ZkFactory>,
     clients: Vec<Client>,
 }
 
@@ -95,64 +95,40 @@ impl Faults for ServerFaults {
     }
 }
 
+impl safety::FaultsWithClients for ServerFaults {
+    fn set_clients(&mut self, clients: Vec<Client>) {
+        self.clients = clients;
+    }
+    fn as_faults(&mut self) -> &mut dyn Faults {
+        self
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn safety_on_menagerie_server() {
-    let run = safety::duration(Duration::from_secs(6));
-    let every = Duration::from_millis(800);
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
     let port = free_port();
+    let factory = std::sync::Arc::new(ZkFactory::new(
+        format!("127.0.0.1:{port}"),
+        ZkOptions::default().with_session_timeout(Duration::from_secs(6)),
+    ));
     let mut faults = ServerFaults {
         port,
-        dir,
+        dir: tmp.path().join("data"),
         server: None,
         restarts: 0,
-        factory: ZkFactory::new(
-            format!("127.0.0.1:{port}"),
-            ZkOptions::default().with_session_timeout(Duration::from_secs(6)),
-        ),
+        factory: factory.clone(),
         clients: Vec::new(),
     };
     faults.restart().await;
-    let mut rows = Vec::new();
-    for (i, scenario) in ["lock", "election", "queue-ack", "queue-take"]
-        .iter()
-        .enumerate()
-    {
-        let n = match *scenario {
-            "lock" => 8,
-            "election" => 3,
-            _ => 5,
-        };
-        let (mut clients, admin) =
-            safety::clients_from(&faults.factory, n, &format!("/safety-{i}")).await;
-        faults.clients = clients.clone();
-        let target = "menagerie-server";
-        let row = match *scenario {
-            "lock" => safety::lock_scenario(target, clients, admin, run, every, &mut faults).await,
-            "election" => {
-                safety::election_scenario(target, clients, admin, run, every, &mut faults).await
-            }
-            s => {
-                let consumers = clients.split_off(2);
-                safety::queue_scenario(
-                    target,
-                    clients,
-                    consumers,
-                    admin,
-                    s == "queue-ack",
-                    run,
-                    every,
-                    &mut faults,
-                )
-                .await
-            }
-        };
-        rows.push(row);
-    }
-    Table::print(&rows);
-    for r in &rows {
-        assert_eq!(r.violations, 0, "{}: {}", r.scenario, r.notes);
-        assert!(r.operations > 0 && r.faults > 0, "{}: {r:?}", r.scenario);
-    }
+    let run = safety::duration(Duration::from_secs(6));
+    let rows = safety::run_all(
+        "menagerie-server",
+        &*factory,
+        &mut faults,
+        run,
+        Duration::from_millis(800),
+    )
+    .await;
+    safety::assert_clean(&rows);
 }
