@@ -302,10 +302,7 @@ fn drain(rx: &mut mpsc::UnboundedReceiver<Event>, report: &mut Report) {
                 report.put_jobs.push(job);
                 report.put_order.push((item, token));
             }
-            Event::JobPutUncertain { job } => {
-                report.jobs_uncertain += 1;
-                report.uncertain_jobs.push(job);
-            }
+            Event::JobPutUncertain { job } => report.uncertain_jobs.push(job),
             Event::JobDone { job, .. } => report.done_log.push(job),
             Event::JobAlreadyDone { .. } => report.redeliveries_recognised += 1,
         }

@@ -53,8 +53,8 @@ pub enum Event {
         /// Token of the term that put it.
         token: i64,
     },
-    /// A job's enqueue failed in a way that leaves its outcome unknown (e.g. the connection was
-    /// lost after the request was sent): it may or may not be in the queue.
+    /// A job is about to be enqueued: until its `JobPut`, its outcome is unknown (the scheduler
+    /// may die or lose its connection after sending).
     JobPutUncertain {
         /// The job.
         job: String,
@@ -310,11 +310,8 @@ pub async fn scheduler(
                     }
                     Err(e) => {
                         say(&me, format!("could not enqueue {job}: {e}"));
-                        if e.is_retryable() || e.is_session_gone() {
-                            // Sent, answer lost: the job may be in the queue.
-                            let _ = events.send(Event::JobPutUncertain { job });
-                        } else {
-                            budget.fetch_add(1, Ordering::SeqCst);
+                        if !(e.is_retryable() || e.is_session_gone()) {
+                            budget.fetch_add(1, Ordering::SeqCst); // refused: not in the queue
                         }
                         break;
                     }
