@@ -582,6 +582,21 @@ pub async fn native_clients(n: usize, base: &str) -> (Vec<Client>, Client, Nativ
     )
 }
 
+/// Which member a member-killing fault hits: the leader on rounds ≡ 0 (mod 3), a follower
+/// otherwise (any member when no leader is known).
+fn victim(round: usize, leader: Option<usize>, members: usize) -> usize {
+    match (round % 3, leader) {
+        (0, Some(l)) => l,
+        (_, Some(l)) => (l + 1) % members,
+        (_, None) => fastrand::usize(..members),
+    }
+}
+
+fn killed(round: usize) -> String {
+    let who = if round % 3 == 0 { "leader" } else { "follower" };
+    format!("{who} killed (SIGKILL) and restarted")
+}
+
 /// Sessions from `factory`, chrooted to `base`, plus an admin client.
 pub async fn clients_from(
     factory: &dyn menagerie_core::conformance::BackendFactory,
@@ -615,20 +630,15 @@ impl Faults for EtcdFaults {
         use menagerie_core::conformance::BackendFactory;
         match round % 3 {
             0 | 1 => {
-                let leader = self.cluster.leader().await;
-                let victim = match (round % 3, leader) {
-                    (0, Some(l)) => l,
-                    (_, Some(l)) => (l + 1) % self.cluster.members().len(),
-                    (_, None) => fastrand::usize(..self.cluster.members().len()),
-                };
+                let victim = victim(
+                    round,
+                    self.cluster.leader().await,
+                    self.cluster.members().len(),
+                );
                 self.cluster.kill(victim);
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 self.cluster.restart(victim).await;
-                if round % 3 == 0 {
-                    "leader killed (SIGKILL) and restarted".into()
-                } else {
-                    "follower killed (SIGKILL) and restarted".into()
-                }
+                killed(round)
             }
             _ => {
                 let c = &self.clients[fastrand::usize(..self.clients.len())];
@@ -662,23 +672,13 @@ impl Faults for ZkFaults {
         use menagerie_core::conformance::BackendFactory;
         match round % 3 {
             0 | 1 => {
-                let n = self.cluster.members().len();
-                let leader = self.cluster.leader();
-                let victim = match (round % 3, leader) {
-                    (0, Some(l)) => l,
-                    (_, Some(l)) => (l + 1) % n,
-                    (_, None) => fastrand::usize(..n),
-                };
+                let victim = victim(round, self.cluster.leader(), self.cluster.members().len());
                 self.cluster.kill(victim);
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 if let Err(e) = self.cluster.restart(victim) {
                     return format!("restart failed: {e}");
                 }
-                if round % 3 == 0 {
-                    "leader killed (SIGKILL) and restarted".into()
-                } else {
-                    "follower killed (SIGKILL) and restarted".into()
-                }
+                killed(round)
             }
             _ => {
                 let c = &self.clients[fastrand::usize(..self.clients.len())];

@@ -11,6 +11,7 @@
 //! After a reconnect or a session expiry the cache rescans, reports the differences, then
 //! [`CacheEvent::Resynced`]: changes made while disconnected may have been coalesced.
 
+use crate::contend::until_connected;
 use crate::fanout::Fanout;
 use menagerie_core::{
     path, AddWatchMode, Client, Error, EventType, OneshotWatch, Result, SessionState, Stat,
@@ -300,22 +301,6 @@ async fn scan(client: &Client, root: &str, depth: usize) -> Result<Snapshot> {
         out.insert(p, CachedNode { data, stat });
     }
     Ok(out)
-}
-
-/// Waits until the client is connected; false if it was closed.
-async fn until_connected(client: &Client) -> bool {
-    let mut states = client.state_stream();
-    loop {
-        match client.state() {
-            s if s.is_connected() => return true,
-            SessionState::Closed => return false,
-            _ => {}
-        }
-        tokio::select! {
-            _ = states.next() => {}
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-        }
-    }
 }
 
 async fn run(

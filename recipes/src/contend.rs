@@ -220,3 +220,29 @@ pub(crate) fn check_session(client: &Client, session: SessionId) -> Result<()> {
         _ => Ok(()),
     }
 }
+
+/// Waits until the client is connected again; false if it was closed. Bounded polling backs up
+/// the state stream, so a missed state change costs at most 200 ms.
+pub(crate) async fn until_connected(client: &Client) -> bool {
+    let mut states = client.state_stream();
+    loop {
+        match client.state() {
+            s if s.is_connected() => return true,
+            SessionState::Closed => return false,
+            _ => {}
+        }
+        tokio::select! {
+            _ = states.next() => {}
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+/// `Timeout` as `None`: the shape of every `try_*` call.
+pub(crate) fn optional<T>(r: Result<T>) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(Error::Timeout) => Ok(None),
+        Err(e) => Err(e),
+    }
+}

@@ -1,12 +1,12 @@
 //! Leader election: [`LeaderLatch`] (join and hold leadership until you leave) and
 //! [`LeaderSelector`] (run a future while leader, then let the next one lead).
 
-use crate::contend::{first_in_line, join, members, wait_turn};
+use crate::contend::{first_in_line, join, members, until_connected, wait_turn};
 use crate::fanout::Fanout;
 use crate::guard::{HoldGuard, HoldView};
 use crate::liveness::{LostReason, SuspendPolicy};
 use crate::mutex::Mutex;
-use menagerie_core::{path, Client, Error, Result, SessionState};
+use menagerie_core::{path, Client, Error, Result};
 use std::future::Future;
 use std::sync::Mutex as StdMutex;
 use std::time::Duration;
@@ -133,23 +133,6 @@ async fn first_member_data(client: &Client, dir: &str, label: &str) -> Result<Op
     Ok(None)
 }
 
-/// Waits until the client is connected again (or the latch is stopped / the client closed).
-async fn until_connected(client: &Client, stop: &mut watch::Receiver<bool>) -> bool {
-    let mut states = client.state_stream();
-    loop {
-        match client.state() {
-            s if s.is_connected() => return true,
-            SessionState::Closed => return false,
-            _ => {}
-        }
-        tokio::select! {
-            _ = states.next() => {}
-            _ = stop.changed() => return false,
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-        }
-    }
-}
-
 async fn run_latch(
     latch: LeaderLatch,
     mut entry: Option<crate::contend::Entry>,
@@ -166,7 +149,11 @@ async fn run_latch(
         let current = match entry.take() {
             Some(e) => e,
             None => {
-                if !until_connected(client, &mut stop).await {
+                let connected = tokio::select! {
+                    ok = until_connected(client) => ok,
+                    _ = stop.changed() => false,
+                };
+                if !connected {
                     break;
                 }
                 match join(client, &latch.path, LATCH_LABEL, latch.id.as_bytes()).await {

@@ -1,6 +1,6 @@
 //! [`Mutex`]: a distributed exclusive lock, Curator's InterProcessMutex layout.
 
-use crate::contend::{first_in_line, join, wait_turn};
+use crate::contend::{first_in_line, join, optional, wait_turn};
 use crate::guard::HoldGuard;
 use crate::liveness::SuspendPolicy;
 use menagerie_core::{Client, Error, Result};
@@ -85,11 +85,7 @@ impl Mutex {
 
     /// Takes the lock only if nobody holds it or waits for it now.
     pub async fn try_acquire(&self) -> Result<Option<HoldGuard>> {
-        match self.acquire_until(Some(Instant::now())).await {
-            Ok(g) => Ok(Some(g)),
-            Err(Error::Timeout) => Ok(None),
-            Err(e) => Err(e),
-        }
+        optional(self.acquire_until(Some(Instant::now())).await)
     }
 
     async fn acquire_until(&self, deadline: Option<Instant>) -> Result<HoldGuard> {

@@ -20,7 +20,7 @@
 //! - Items are handed out in strict FIFO order of their sequence numbers (overflow-safe); claimed
 //!   items are skipped.
 
-use crate::contend::check_session;
+use crate::contend::{check_session, optional};
 use menagerie_core::sequence::sort_by_sequence;
 use menagerie_core::{path, Client, CreateMode, Error, Op, OpResult, Result, SessionState};
 use std::collections::{HashSet, VecDeque};
@@ -529,14 +529,6 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-fn optional<T>(r: Result<T>) -> Result<Option<T>> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(Error::Timeout) => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 /// An item claimed by [`Queue::take_with_ack`]: ack it when processed. Dropping it unacked gives

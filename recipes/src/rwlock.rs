@@ -1,6 +1,6 @@
 //! [`RwLock`]: many readers or one writer, Curator's InterProcessReadWriteLock layout.
 
-use crate::contend::{first_in_line, join, wait_turn, Turn};
+use crate::contend::{first_in_line, join, optional, wait_turn, Turn};
 use crate::guard::HoldGuard;
 use crate::liveness::SuspendPolicy;
 use menagerie_core::{path, Client, Error, Op, Result};
@@ -98,11 +98,7 @@ impl RwLock {
 
     /// The write hold only if it is free now.
     pub async fn try_write(&self) -> Result<Option<HoldGuard>> {
-        match self.acquire(WRITE_LABEL, Some(Instant::now())).await {
-            Ok(g) => Ok(Some(g)),
-            Err(Error::Timeout) => Ok(None),
-            Err(e) => Err(e),
-        }
+        optional(self.acquire(WRITE_LABEL, Some(Instant::now())).await)
     }
 
     /// Turns a write hold into a read hold atomically (while still holding it): writers queued

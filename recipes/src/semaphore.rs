@@ -1,6 +1,6 @@
 //! [`Semaphore`]: N leases, Curator's InterProcessSemaphoreV2 layout.
 
-use crate::contend::{check_session, join, members};
+use crate::contend::{check_session, join, members, optional};
 use crate::guard::HoldGuard;
 use crate::liveness::SuspendPolicy;
 use crate::mutex::Mutex;
@@ -87,11 +87,7 @@ impl Semaphore {
 
     /// A lease only if one is free now.
     pub async fn try_acquire(&self) -> Result<Option<HoldGuard>> {
-        match self.acquire_until(Some(Instant::now())).await {
-            Ok(g) => Ok(Some(g)),
-            Err(Error::Timeout) => Ok(None),
-            Err(e) => Err(e),
-        }
+        optional(self.acquire_until(Some(Instant::now())).await)
     }
 
     /// Client-relative paths of the current lease nodes.

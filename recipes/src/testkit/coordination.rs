@@ -131,7 +131,11 @@ pub async fn election_survives_20_leader_expiries(f: &dyn BackendFactory) {
     let log = read_log(&s.client).await;
     assert_tokens_never_go_back(&log);
     let distinct: HashSet<i64> = log.iter().copied().collect();
-    assert_eq!(distinct.len(), 21, "every one of the 21 terms acted");
+    // Every term we caused acted (another term may slip in between, e.g. a re-election while
+    // the expired leader rejoins; the token order above covers it).
+    for t in &tokens {
+        assert!(distinct.contains(t), "the term with token {t} never acted");
+    }
     failovers.sort();
     println!(
         "election failover over 20 expiries: p50 {:?}, max {:?}",
