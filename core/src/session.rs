@@ -75,8 +75,12 @@ impl futures_core::Stream for StateStream {
     }
 }
 
+/// Below this many subscribers dropped ones are only pruned on the next state change.
+const MIN_PRUNE: usize = 64;
+
 /// The backend's side of the state stream: remembers the current state and fans changes out to
 /// every subscriber. Backends embed one.
+
 #[derive(Debug, Clone)]
 pub struct SessionEvents {
     inner: Arc<Mutex<EventsInner>>,
@@ -86,6 +90,9 @@ pub struct SessionEvents {
 struct EventsInner {
     current: SessionState,
     subscribers: Vec<mpsc::UnboundedSender<SessionState>>,
+    /// Subscriber count at which dropped streams are pruned next (keeps the list bounded by the
+    /// live streams while no state changes for a long time).
+    prune_at: usize,
 }
 
 impl SessionEvents {
@@ -95,6 +102,7 @@ impl SessionEvents {
             inner: Arc::new(Mutex::new(EventsInner {
                 current: initial,
                 subscribers: Vec::new(),
+                prune_at: MIN_PRUNE,
             })),
         }
     }
@@ -109,6 +117,10 @@ impl SessionEvents {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut inner = self.lock();
         if inner.current != SessionState::Closed {
+            if inner.subscribers.len() >= inner.prune_at {
+                inner.subscribers.retain(|s| !s.is_closed());
+                inner.prune_at = (inner.subscribers.len() * 2).max(MIN_PRUNE);
+            }
             inner.subscribers.push(tx);
         }
         StateStream { rx }
@@ -129,5 +141,37 @@ impl SessionEvents {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, EventsInner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropped_streams_do_not_accumulate_without_state_changes() {
+        let events = SessionEvents::new(SessionState::Connected);
+        let kept: Vec<StateStream> = (0..10).map(|_| events.subscribe()).collect();
+        for _ in 0..100_000 {
+            drop(events.subscribe());
+        }
+        let held = events.lock().subscribers.len();
+        assert!(
+            held <= 2 * MIN_PRUNE + kept.len(),
+            "{held} subscribers held"
+        );
+        events.publish(SessionState::Suspended);
+        assert_eq!(events.lock().subscribers.len(), kept.len());
+    }
+
+    #[tokio::test]
+    async fn live_streams_survive_pruning() {
+        let events = SessionEvents::new(SessionState::Connected);
+        let mut kept = events.subscribe();
+        for _ in 0..1_000 {
+            drop(events.subscribe());
+        }
+        events.publish(SessionState::Suspended);
+        assert_eq!(kept.next().await, Some(SessionState::Suspended));
     }
 }

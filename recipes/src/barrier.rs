@@ -1,6 +1,6 @@
 //! [`Barrier`] (set / remove / wait) and [`DoubleBarrier`] (enter together, leave together).
 
-use crate::contend::check_session;
+use crate::contend::{check_session, ready_session};
 use menagerie_core::{path, Client, CreateMode, Error, Result, SessionState, StateStream};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -66,7 +66,7 @@ impl Barrier {
     }
 
     async fn wait_until(&self, deadline: Option<Instant>) -> Result<()> {
-        let session = self.client.session_id();
+        let session = ready_session(&self.client, deadline).await?;
         let mut states = self.client.state_stream();
         loop {
             check_session(&self.client, session)?;
@@ -164,7 +164,7 @@ impl DoubleBarrier {
     }
 
     async fn enter_until(&self, deadline: Option<Instant>) -> Result<()> {
-        let session = self.client.session_id();
+        let session = ready_session(&self.client, deadline).await?;
         let mut states = self.client.state_stream();
         let ready = path::join(&self.path, READY);
         match self
@@ -214,7 +214,7 @@ impl DoubleBarrier {
     }
 
     async fn leave_until(&self, deadline: Option<Instant>) -> Result<()> {
-        let session = self.client.session_id();
+        let session = ready_session(&self.client, deadline).await?;
         let mut states = self.client.state_stream();
         match self.client.delete(&self.me(), None).await {
             Ok(()) | Err(Error::NoNode { .. }) => {}

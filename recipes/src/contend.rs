@@ -112,8 +112,16 @@ pub(crate) async fn ensure_dir(client: &Client, dir: &str) -> Result<()> {
     }
 }
 
-/// Joins the line: creates the contender's protected ephemeral-sequential node.
-pub(crate) async fn join(client: &Client, dir: &str, label: &str, data: &[u8]) -> Result<Entry> {
+/// Joins the line: creates the contender's protected ephemeral-sequential node (first waiting,
+/// until `deadline`, for a new session if the last one just expired).
+pub(crate) async fn join(
+    client: &Client,
+    dir: &str,
+    label: &str,
+    data: &[u8],
+    deadline: Option<Instant>,
+) -> Result<Entry> {
+    ready_session(client, deadline).await?;
     let mut attempts = 0;
     loop {
         ensure_dir(client, dir).await?;
@@ -218,6 +226,28 @@ pub(crate) fn check_session(client: &Client, session: SessionId) -> Result<()> {
         _ if client.session_id() != session => Err(Error::SessionExpired),
         SessionState::Expired => Err(Error::SessionExpired),
         _ => Ok(()),
+    }
+}
+
+/// The session a new call works in. Right after an expiry, until the backend has opened its new
+/// session, the client reports `Expired`; a call that starts then waits for the new session (until
+/// `deadline`: `Timeout`) instead of failing at once, so a caller that simply retries after
+/// `SessionExpired` waits rather than spinning.
+pub(crate) async fn ready_session(client: &Client, deadline: Option<Instant>) -> Result<SessionId> {
+    if client.state() == SessionState::Expired {
+        let connected = match deadline {
+            Some(d) => tokio::time::timeout_at(d, until_connected(client))
+                .await
+                .map_err(|_| Error::Timeout)?,
+            None => until_connected(client).await,
+        };
+        if !connected {
+            return Err(Error::Closed);
+        }
+    }
+    match client.state() {
+        SessionState::Closed => Err(Error::Closed),
+        _ => Ok(client.session_id()),
     }
 }
 

@@ -77,7 +77,14 @@ impl LeaderLatch {
 
     /// Joins the election. Returns once this participant's node exists.
     pub async fn start(&self) -> Result<Latch> {
-        let entry = join(&self.client, &self.path, LATCH_LABEL, self.id.as_bytes()).await?;
+        let entry = join(
+            &self.client,
+            &self.path,
+            LATCH_LABEL,
+            self.id.as_bytes(),
+            None,
+        )
+        .await?;
         let (state_tx, state_rx) = watch::channel(LatchState::Follower);
         let (stop_tx, stop_rx) = watch::channel(false);
         let listeners: Listeners = Fanout::default();
@@ -156,7 +163,7 @@ async fn run_latch(
                 if !connected {
                     break;
                 }
-                match join(client, &latch.path, LATCH_LABEL, latch.id.as_bytes()).await {
+                match join(client, &latch.path, LATCH_LABEL, latch.id.as_bytes(), None).await {
                     Ok(e) => e,
                     Err(e) => {
                         tracing::debug!(error = %e, path = %latch.path, "rejoining the election failed");

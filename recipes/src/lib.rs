@@ -16,6 +16,11 @@
 //!   discovery with re-registration after expiry.
 //! - [`LeastConnections`]: least-connections balancing on counts shared by every client.
 //! - [`ConfigWatch`]: a typed (JSON / TOML / raw) value kept current, compare-and-set updates.
+//!
+//! Sessions: a wait that is under way when its session expires ends with `SessionExpired`. A call
+//! that *starts* while the client is between sessions (the old one expired, the backend's new one
+//! not yet up) waits for the new session, within the call's timeout, so retrying after
+//! `SessionExpired` is safe and never spins.
 #![warn(missing_docs)]
 
 mod balancer;

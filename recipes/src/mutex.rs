@@ -89,7 +89,7 @@ impl Mutex {
     }
 
     async fn acquire_until(&self, deadline: Option<Instant>) -> Result<HoldGuard> {
-        let entry = join(&self.client, &self.path, LOCK_LABEL, &self.data).await?;
+        let entry = join(&self.client, &self.path, LOCK_LABEL, &self.data, deadline).await?;
         let r = wait_turn(&entry, &self.path, &[LOCK_LABEL], deadline, first_in_line).await;
         match r {
             Ok(()) => Ok(HoldGuard::new(entry, self.policy)),

@@ -20,7 +20,7 @@
 //! - Items are handed out in strict FIFO order of their sequence numbers (overflow-safe); claimed
 //!   items are skipped.
 
-use crate::contend::{check_session, optional};
+use crate::contend::{check_session, optional, ready_session};
 use menagerie_core::sequence::sort_by_sequence;
 use menagerie_core::{path, Client, CreateMode, Error, Op, OpResult, Result, SessionState};
 use std::collections::{HashSet, VecDeque};
@@ -189,7 +189,7 @@ impl Queue {
     }
 
     async fn take_until(&self, deadline: Option<Instant>) -> Result<Item> {
-        let session = self.client.session_id();
+        let session = ready_session(&self.client, deadline).await?;
         let mut states = self.client.state_stream();
         loop {
             check_session(&self.client, session)?;
@@ -352,8 +352,8 @@ impl Queue {
     }
 
     async fn take_with_ack_until(&self, deadline: Option<Instant>) -> Result<Delivery> {
+        let session = ready_session(&self.client, deadline).await?;
         self.ensure_meta().await?;
-        let session = self.client.session_id();
         let mut states = self.client.state_stream();
         loop {
             check_session(&self.client, session)?;

@@ -118,7 +118,7 @@ impl RwLock {
     }
 
     async fn acquire(&self, label: &str, deadline: Option<Instant>) -> Result<HoldGuard> {
-        let entry = join(&self.client, &self.path, label, &self.data).await?;
+        let entry = join(&self.client, &self.path, label, &self.data, deadline).await?;
         let r = if label == WRITE_LABEL {
             wait_turn(&entry, &self.path, LABELS, deadline, first_in_line).await
         } else {

@@ -116,7 +116,14 @@ impl Semaphore {
     }
 
     async fn take_lease(&self, deadline: Option<Instant>) -> Result<HoldGuard> {
-        let entry = join(&self.client, &self.leases, LEASE_LABEL, &self.data).await?;
+        let entry = join(
+            &self.client,
+            &self.leases,
+            LEASE_LABEL,
+            &self.data,
+            deadline,
+        )
+        .await?;
         let mut states = self.client.state_stream();
         let outcome = loop {
             if let Err(e) = check_session(&self.client, entry.session) {

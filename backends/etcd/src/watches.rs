@@ -224,13 +224,19 @@ impl WatchTable {
         let Some(list) = self.by_path.get_mut(p) else {
             return;
         };
-        // One-shot watches that fire, and persistent ones nobody listens to any more: both go.
+        // Watches that fire once, and those nobody awaits any more: both go.
         let mut fired = Vec::new();
         let mut dropped = Vec::new();
         for reg in list.iter_mut() {
             let Some(ev) = event_for(reg.kind) else {
                 continue;
             };
+            // Nobody awaits it any more (a dropped watch, or a read cancelled before arming):
+            // forget it rather than keep collecting events for it.
+            if reg.abandoned() {
+                dropped.push(reg.id);
+                continue;
+            }
             match reg.armed {
                 None => reg.pending.push((rev, ev)),
                 Some(r) if rev > r => match &reg.sink {
@@ -333,6 +339,24 @@ mod tests {
             (ev.event_type, ev.path.as_str()),
             (EventType::NodeChildrenChanged, "/p")
         );
+    }
+
+    #[test]
+    fn abandoned_registrations_are_forgotten_at_their_next_event() {
+        let mut t = WatchTable::default();
+        // A read cancelled between registering and arming: its handle is dropped.
+        let (_, h) = t.register("/a", WatchKind::Data, 1);
+        drop(h);
+        // A watch armed, then dropped by its caller.
+        let (id, h) = t.register("/b", WatchKind::Child, 1);
+        t.arm(id, 1);
+        drop(h);
+        assert_eq!(t.len(), 2);
+        t.dispatch(2, "/a", NodeChange::Changed);
+        t.dispatch(3, "/b/c", NodeChange::Changed); // not for a child watch: kept
+        assert_eq!(t.len(), 1);
+        t.dispatch(4, "/b/c", NodeChange::Created);
+        assert_eq!(t.len(), 0);
     }
 
     #[tokio::test]

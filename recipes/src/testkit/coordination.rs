@@ -201,6 +201,64 @@ pub async fn queue_take_never_duplicates(f: &dyn BackendFactory) {
     queue_load(f, "queue_take", false).await;
 }
 
+/// Calls started while a session is being replaced (after its expiry, before the backend's new
+/// session is up) wait for the new session: a caller that simply retries after `SessionExpired`,
+/// as user code does, sees it once per expiry and never spins (a spin starves the runtime and,
+/// before a fix, leaked a state subscription per call until the process ran out of memory).
+pub async fn calls_between_sessions_wait_for_the_new_one(f: &dyn BackendFactory) {
+    let s = scope(f, "between_sessions").await;
+    let c = s.other_client().await;
+    let holder = ok(
+        crate::Mutex::new(&s.client, "/lock").acquire().await,
+        "holder acquires",
+    );
+    let q = Queue::new(&c, "/q");
+    let m = crate::Mutex::new(&c, "/lock");
+    let consumer = tokio::spawn(async move {
+        let item = retry_like_a_user("take", || q.take_timeout(Duration::from_secs(5))).await;
+        let guard =
+            retry_like_a_user("acquire", || m.acquire_timeout(Duration::from_secs(5))).await;
+        (item, guard)
+    });
+    until_children(&s.client, "/lock", 1, "holder only").await;
+    tokio::time::sleep(Duration::from_millis(100)).await; // the take is waiting
+    ok(f.expire(c.backend()).await, "expire the consumer");
+    ok(Queue::new(&s.client, "/q").put(b"x").await, "put");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    ok(f.expire(c.backend()).await, "expire the consumer again");
+    ok(holder.release().await, "release");
+    let ((item, takes), (guard, acquires)) = within_long("the consumer", consumer)
+        .await
+        .expect("consumer task");
+    assert_eq!(item.data, b"x");
+    assert!(guard.is_held());
+    ok(guard.release().await, "release");
+    for (what, errors) in [("take", takes), ("acquire", acquires)] {
+        assert!(
+            errors <= 2,
+            "{what} failed {errors} times with SessionExpired across two expiries"
+        );
+    }
+}
+
+/// Calls `op` until it succeeds, counting `SessionExpired` answers (bounded, so that a spin ends).
+async fn retry_like_a_user<T, F, Fut>(what: &str, mut op: F) -> (T, usize)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = menagerie_core::Result<T>>,
+{
+    let mut expired = 0;
+    for _ in 0..100_000 {
+        match op().await {
+            Ok(v) => return (v, expired),
+            Err(Error::SessionExpired) => expired += 1,
+            Err(e) if e.is_retryable() || matches!(e, Error::Timeout) => {}
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+    panic!("{what}: 100000 attempts ({expired} SessionExpired) without success");
+}
+
 async fn queue_load(f: &dyn BackendFactory, name: &str, with_ack: bool) {
     let s = scope(f, name).await;
     let per_producer = super::scaled(2000);

@@ -48,6 +48,7 @@ macro_rules! recipe_tests {
             queue_redelivery_and_dead_letters,
             queue_take_with_ack_loses_nothing,
             queue_take_never_duplicates,
+            calls_between_sessions_wait_for_the_new_one,
             barrier_releases_waiters,
             double_barrier_with_a_dying_member,
             tree_cache_misses_nothing,
