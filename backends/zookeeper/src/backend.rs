@@ -73,6 +73,9 @@ pub(crate) struct Shared {
     /// and after close.
     slot: slot::Sender<Option<zk::Client>>,
     session_id: AtomicI64,
+    /// The last session a server answered `SessionExpired` for: the supervisor replaces it at
+    /// once, without waiting for the zookeeper client to notice on its own.
+    gone: slot::Sender<i64>,
     closed: Arc<AtomicBool>,
     pump: Arc<Pump>,
 }
@@ -182,6 +185,7 @@ impl ZkBackend {
         tracing::debug!(%hosts, ?version, ?capabilities, session = format!("0x{:x}", client.session_id().0), "zookeeper session opened");
         let states = client.state_watcher();
         let (tx, _) = slot::channel(None);
+        let (gone, gone_rx) = slot::channel(0);
         let shared = Arc::new(Shared {
             hosts,
             options,
@@ -190,11 +194,12 @@ impl ZkBackend {
             events: SessionEvents::new(SessionState::Connected),
             slot: tx,
             session_id: AtomicI64::new(client.session_id().0),
+            gone,
             closed: Arc::new(AtomicBool::new(false)),
             pump: Arc::new(Pump::default()),
         });
         shared.slot.send_replace(Some(client));
-        tokio::spawn(supervise(Arc::downgrade(&shared), states));
+        tokio::spawn(supervise(Arc::downgrade(&shared), states, gone_rx));
         Ok(ZkBackend { shared })
     }
 
@@ -376,12 +381,20 @@ impl ZkBackend {
         Fut: Future<Output = std::result::Result<T, zk::Error>>,
     {
         let client = self.client().await?;
+        let session = client.session_id().0;
         let r = tokio::time::timeout(self.shared.options.operation_timeout, f(client)).await;
         // Watch events that came before this reply are delivered before the caller sees it.
         self.shared.pump.flush();
         match r {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(map_error(e, kind, path, self.is_closed())),
+            Ok(Err(e)) => {
+                let e = map_error(e, kind, path, self.is_closed());
+                if e == Error::SessionExpired {
+                    // The server says so: no later call should try this session again.
+                    self.shared.gone.send_replace(session);
+                }
+                Err(e)
+            }
             Err(_) => Err(Error::OperationTimeout),
         }
     }
@@ -635,13 +648,30 @@ impl ZkBackend {
 
 /// Follows the zookeeper client's state and maps it onto the core state stream; replaces an
 /// expired session with a new one.
-async fn supervise(weak: Weak<Shared>, mut states: zk::StateWatcher) {
+async fn supervise(
+    weak: Weak<Shared>,
+    mut states: zk::StateWatcher,
+    mut gone: slot::Receiver<i64>,
+) {
     // A change between connect and subscribing would otherwise go unseen.
     let mut pending = Some(states.peek_state());
     loop {
         let state = match pending.take() {
             Some(s) => s,
-            None => states.changed().await,
+            None => tokio::select! {
+                s = states.changed() => s,
+                r = gone.changed() => {
+                    if r.is_err() {
+                        return; // the handle is gone
+                    }
+                    let session = *gone.borrow_and_update();
+                    let Some(shared) = weak.upgrade() else { return };
+                    if shared.session_id.load(Ordering::Acquire) != session {
+                        continue; // about a session already replaced
+                    }
+                    zk::SessionState::Expired
+                }
+            },
         };
         let Some(shared) = weak.upgrade() else { return };
         match state {
