@@ -20,7 +20,8 @@ pub struct Report {
     pub jobs_missing: Vec<String>,
     /// Recorded jobs that were never enqueued, not even uncertainly (must stay empty).
     pub jobs_unexpected: Vec<String>,
-    /// Enqueues whose outcome was unknown (the connection was lost after sending).
+    /// Enqueues sent but never acknowledged (the scheduler died or lost its connection after
+    /// sending): each may or may not be in the queue.
     pub jobs_uncertain: usize,
     /// Jobs recorded more than once (must stay empty).
     pub jobs_duplicated: Vec<String>,
@@ -269,9 +270,14 @@ pub async fn run(url: &str, options: Options) -> Result<Report> {
         .filter(|j| !done.contains(j))
         .cloned()
         .collect();
-    let attempted: BTreeSet<&String> = report
-        .put_jobs
+    let put: BTreeSet<&String> = report.put_jobs.iter().collect();
+    report.jobs_uncertain = report
+        .uncertain_jobs
         .iter()
+        .filter(|j| !put.contains(j))
+        .count();
+    let attempted: BTreeSet<&String> = put
+        .into_iter()
         .chain(report.uncertain_jobs.iter())
         .collect();
     report.jobs_unexpected = ledger

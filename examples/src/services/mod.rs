@@ -292,6 +292,8 @@ pub async fn scheduler(
                 }
                 n += 1;
                 let job = format!("{me}-job-{n}");
+                // From here on the job may reach the queue even if this scheduler dies.
+                let _ = events.send(Event::JobPutUncertain { job: job.clone() });
                 let op = Op::create(
                     queue_item.clone(),
                     job.clone().into_bytes(),
