@@ -64,6 +64,9 @@ pub struct ZkSettings {
     pub container_check_ms: u32,
     /// JVM heap, in MiB.
     pub heap_mb: u32,
+    /// ZooKeeper's own durability defaults (`forceSync=yes`, 64 MiB log preallocation) instead of
+    /// the tests' faster `forceSync=no`: for benchmarks that compare durable servers.
+    pub force_sync: bool,
 }
 
 impl Default for ZkSettings {
@@ -75,6 +78,7 @@ impl Default for ZkSettings {
             extended_types: true,
             container_check_ms: 100,
             heap_mb: 256,
+            force_sync: false,
         }
     }
 }
@@ -265,8 +269,6 @@ impl ZkCluster {
              maxClientCnxns=0\n\
              4lw.commands.whitelist=*\n\
              admin.enableServer=false\n\
-             forceSync=no\n\
-             preAllocSize=1024\n\
              autopurge.purgeInterval=0\n",
             tick = s.tick_ms,
             data = m.dir.join("data").display(),
@@ -274,6 +276,9 @@ impl ZkCluster {
             min = s.min_session_ms,
             max = s.max_session_ms,
         );
+        if !s.force_sync {
+            cfg.push_str("forceSync=no\npreAllocSize=1024\n");
+        }
         if self.members.len() > 1 {
             for peer in &self.members {
                 cfg.push_str(&format!(

@@ -361,8 +361,14 @@ fn main() {
         None
     };
     let zk = if wanted("zookeeper") && menagerie_integration::zookeeper::available() {
-        let zk =
-            menagerie_integration::zookeeper::ZkCluster::standalone().expect("start ZooKeeper");
+        // ZooKeeper's own durability defaults: it fsyncs before answering, as etcd and
+        // menagerie-server do (the tests run it with forceSync=no for speed).
+        let settings = menagerie_integration::zookeeper::ZkSettings {
+            force_sync: true,
+            ..Default::default()
+        };
+        let zk = menagerie_integration::zookeeper::ZkCluster::start(1, settings)
+            .expect("start ZooKeeper");
         targets.push(Target {
             name: "ZooKeeper 3.8",
             factory: Box::new(menagerie_zookeeper::ZkFactory::new(
