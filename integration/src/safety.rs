@@ -67,6 +67,16 @@ pub fn duration(short: Duration) -> Duration {
         .unwrap_or(short)
 }
 
+/// Pause between faults: ~500 ms in the long soak (`MENAGERIE_SOAK_SECS`), else `short` (the
+/// short runs in the test command space faults a little wider to stay quick and steady).
+pub fn cadence(short: Duration) -> Duration {
+    if std::env::var_os("MENAGERIE_SOAK_SECS").is_some() {
+        Duration::from_millis(500)
+    } else {
+        short
+    }
+}
+
 /// Injects a fault every `every` until `stop`; returns the fault descriptions.
 async fn fault_loop(faults: &mut dyn Faults, every: Duration, stop: &AtomicBool) -> Vec<String> {
     let mut done = Vec::new();

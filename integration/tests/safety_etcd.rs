@@ -20,7 +20,7 @@ async fn safety_on_etcd_cluster() {
         &factory,
         &mut faults,
         run,
-        Duration::from_millis(800),
+        safety::cadence(Duration::from_millis(800)),
     )
     .await;
     safety::assert_clean(&rows);

@@ -26,7 +26,7 @@ async fn safety_on_zookeeper_ensemble() {
         &*factory,
         &mut faults,
         run,
-        Duration::from_millis(800),
+        safety::cadence(Duration::from_millis(800)),
     )
     .await;
     safety::assert_clean(&rows);

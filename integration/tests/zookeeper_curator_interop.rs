@@ -4,40 +4,13 @@
 //! already there means both held the lock at once. Neither may ever see it.
 
 use menagerie_core::{Client, CreateMode, Error};
+use menagerie_integration::curator;
 use menagerie_integration::zookeeper::shared_standalone;
 use menagerie_recipes::Mutex;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
-
-const JARS: &[&str] = &[
-    "curator-client",
-    "curator-framework",
-    "curator-recipes",
-    "zookeeper",
-    "zookeeper-jute",
-    "guava",
-    "slf4j-api",
-    "netty-handler",
-    "netty-transport",
-    "netty-transport-native-epoll",
-    "netty-transport-native-unix-common",
-    "netty-common",
-    "netty-buffer",
-    "netty-codec",
-    "netty-resolver",
-];
-
-fn classpath(extra: &Path) -> String {
-    let mut cp: Vec<String> = JARS
-        .iter()
-        .map(|j| format!("/usr/share/java/{j}.jar"))
-        .filter(|p| Path::new(p).exists())
-        .collect();
-    cp.push(extra.display().to_string());
-    cp.join(":")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curator_and_menagerie_never_hold_the_lock_together() {
@@ -46,32 +19,21 @@ async fn curator_and_menagerie_never_hold_the_lock_together() {
         "Curator is not installed: .ci/run installs Debian's libcurator-recipes-java"
     );
     let dir = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("java/CuratorMutexContender.java");
-    let status = std::process::Command::new("javac")
-        .arg("-cp")
-        .arg(classpath(dir.path()))
-        .arg("-d")
-        .arg(dir.path())
-        .arg(&src)
-        .status()
-        .expect("run javac");
-    assert!(status.success(), "javac failed");
+    curator::compile("CuratorMutexContender", dir.path()).expect("compile the Curator contender");
 
     let zk = shared_standalone();
     let iterations = 150;
-    let mut java = tokio::process::Command::new("java")
-        .arg("-cp")
-        .arg(classpath(dir.path()))
-        .arg("CuratorMutexContender")
-        .arg(zk.connect_string())
-        .arg("/interop/lock")
-        .arg("/interop/inside")
-        .arg(iterations.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start java");
+    let mut java =
+        tokio::process::Command::from(curator::java("CuratorMutexContender", dir.path()))
+            .arg(zk.connect_string())
+            .arg("/interop/lock")
+            .arg("/interop/inside")
+            .arg(iterations.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start java");
     let mut lines = BufReader::new(java.stdout.take().unwrap()).lines();
     let ready = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
         .await

@@ -127,7 +127,7 @@ async fn safety_on_menagerie_server() {
         &*factory,
         &mut faults,
         run,
-        Duration::from_millis(800),
+        safety::cadence(Duration::from_millis(800)),
     )
     .await;
     safety::assert_clean(&rows);

@@ -449,9 +449,98 @@ fn main() {
         println!("{line}");
     }
     println!("\n× ZK: how many times better than ZooKeeper (higher is better for every column).");
+    if let Some(zk) = &zk {
+        if menagerie_integration::curator::available() {
+            eprintln!("measuring Curator's InterProcessMutex on the same ZooKeeper …");
+            match rt.block_on(curator_locks(&zk.connect_string(), window)) {
+                Ok(curator) => print_curator(&curator, &rows),
+                Err(e) => eprintln!("Curator comparison skipped: {e}"),
+            }
+        }
+    }
     drop(zk);
     drop(etcd);
     if let Some(h) = server {
         rt.block_on(h.shutdown());
+    }
+}
+
+/// Curator's InterProcessMutex on `connect`, measured as [`locks`] measures menagerie's Mutex.
+async fn curator_locks(connect: &str, window: Duration) -> std::io::Result<Row> {
+    use menagerie_integration::curator;
+    let classes = tempfile::tempdir()?;
+    curator::compile("CuratorLockBench", classes.path())?;
+    let mut cmd = tokio::process::Command::from(curator::java("CuratorLockBench", classes.path()));
+    cmd.arg(connect)
+        .arg("/curator-bench")
+        .arg("8")
+        .arg(format!("{}", window.as_secs_f64()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(window * 4 + Duration::from_secs(60), cmd.output())
+        .await
+        .map_err(|_| std::io::Error::other("CuratorLockBench did not finish in time"))??;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut row = Row::default();
+    for line in text.lines() {
+        let f: Vec<f64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        match (line.split_whitespace().next(), f.as_slice()) {
+            (Some("alone"), [a]) => {
+                row.values.insert("lock_alone", *a);
+            }
+            (Some("contended"), [c, p50, p99]) => {
+                row.values.insert("lock_8", *c);
+                row.values.insert("handoff_p50", *p50);
+                row.values.insert("handoff_p99", *p99);
+            }
+            _ => {}
+        }
+    }
+    if row.values.len() == 4 {
+        Ok(row)
+    } else {
+        Err(std::io::Error::other(format!(
+            "unexpected CuratorLockBench output: {text:?}"
+        )))
+    }
+}
+
+/// The lock rows against Curator on the same ZooKeeper.
+fn print_curator(curator: &Row, rows: &[(&str, Row)]) {
+    let others: Vec<&(&str, Row)> = rows
+        .iter()
+        .filter(|(n, _)| n.starts_with("ZooKeeper") || n.starts_with("menagerie-server"))
+        .collect();
+    println!(
+        "\nCurator's InterProcessMutex (Java, one session per contender) on the same ZooKeeper:\n"
+    );
+    let mut header = "| lock metric | unit | Curator on ZooKeeper |".to_string();
+    let mut sep = "|---|---|---:|".to_string();
+    for (n, _) in &others {
+        let who = if n.starts_with("ZooKeeper") {
+            "menagerie on ZooKeeper"
+        } else {
+            "menagerie-server"
+        };
+        header.push_str(&format!(" {who} | × Curator |"));
+        sep.push_str("---:|---:|");
+    }
+    println!("{header}\n{sep}");
+    for (key, label, unit, higher) in METRICS {
+        let Some(c) = curator.values.get(key).copied() else {
+            continue;
+        };
+        let mut line = format!("| {label} | {unit} | {} |", fmt(c));
+        for (_, r) in &others {
+            let v = r.values.get(key).copied().unwrap_or(f64::NAN);
+            let ratio = if *higher { v / c } else { c / v };
+            line.push_str(&format!(" {} | {ratio:.1}× |", fmt(v)));
+        }
+        println!("{line}");
     }
 }
