@@ -124,7 +124,8 @@ pub(crate) async fn join(
     ready_session(client, deadline).await?;
     let mut attempts = 0;
     loop {
-        ensure_dir(client, dir).await?;
+        // Create first, as Curator does: the directory usually exists, and making sure of it
+        // before every join would cost a round trip per acquisition.
         match client
             .create_protected_with_stat(dir, label, data, CreateMode::EphemeralSequential)
             .await
@@ -140,8 +141,11 @@ pub(crate) async fn join(
                     armed: true,
                 });
             }
-            // A container directory reaped between the two steps: create it again.
-            Err(Error::NoNode { .. }) if attempts < 5 => attempts += 1,
+            // No directory yet (or a container directory reaped meanwhile): make it, try again.
+            Err(Error::NoNode { .. }) if attempts < 5 => {
+                attempts += 1;
+                ensure_dir(client, dir).await?;
+            }
             Err(e) => return Err(e),
         }
     }
