@@ -19,6 +19,10 @@ pub(crate) enum Turn {
     Go,
     /// The contender must wait until this sibling (a name in the directory) changes.
     WaitFor(String),
+    /// As `WaitFor`, for a rule that read the sibling's data: the sibling as it was when read
+    /// (its mzxid). If it changed before the watch was set, the rule is asked again (a change in
+    /// between would otherwise never wake the waiter).
+    WaitForUnchanged(String, i64),
 }
 
 /// A contender's node in the line.
@@ -192,12 +196,14 @@ where
                 reason: format!("own node {} was deleted while waiting", entry.path),
             });
         };
-        let target = match rule(kids, me).await? {
+        let (target, seen) = match rule(kids, me).await? {
             Turn::Go => return Ok(()),
-            Turn::WaitFor(name) => path::join(dir, &name),
+            Turn::WaitFor(name) => (path::join(dir, &name), None),
+            Turn::WaitForUnchanged(name, mzxid) => (path::join(dir, &name), Some(mzxid)),
         };
         let watch = match client.exists_and_watch(&target).await? {
             (None, _) => continue, // it went meanwhile: look again
+            (Some(stat), _) if seen.is_some_and(|m| m != stat.mzxid) => continue, // changed: again
             (Some(_), w) => w,
         };
         let sleep = async {

@@ -149,7 +149,7 @@ async fn first_live_writer(
     for k in kids[..me].iter().filter(|k| k.contains(WRITE_LABEL)) {
         match client.get(&path::join(&dir, k)).await {
             Ok((data, _)) if data == DOWNGRADED => continue,
-            Ok(_) => return Ok(Turn::WaitFor(k.clone())),
+            Ok((_, stat)) => return Ok(Turn::WaitForUnchanged(k.clone(), stat.mzxid)),
             Err(Error::NoNode { .. }) => continue,
             Err(e) => return Err(e),
         }
