@@ -15,6 +15,7 @@ pub struct LossyReplies {
     inner: Arc<dyn Backend>,
     lose_creates: AtomicUsize,
     hide_persistent_watches: bool,
+    exists_watch_delay_ms: AtomicUsize,
 }
 
 impl LossyReplies {
@@ -24,6 +25,7 @@ impl LossyReplies {
             inner,
             lose_creates: AtomicUsize::new(0),
             hide_persistent_watches: false,
+            exists_watch_delay_ms: AtomicUsize::new(0),
         }
     }
 
@@ -32,6 +34,13 @@ impl LossyReplies {
     pub fn without_persistent_watches(mut self) -> LossyReplies {
         self.hide_persistent_watches = true;
         self
+    }
+
+    /// Every `exists_and_watch` waits `delay` before it is sent: a slow network between a
+    /// recipe's read and the watch it sets next, so changes can land in between.
+    pub fn delay_exists_watches(&self, delay: std::time::Duration) {
+        self.exists_watch_delay_ms
+            .store(delay.as_millis() as usize, Ordering::SeqCst);
     }
 
     /// The next `n` creates are applied but report ConnectionLoss.
@@ -79,6 +88,10 @@ impl Backend for LossyReplies {
         self.inner.exists(path).await
     }
     async fn exists_and_watch(&self, path: &str) -> Result<(Option<Stat>, OneshotWatch)> {
+        let delay = self.exists_watch_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay as u64)).await;
+        }
         self.inner.exists_and_watch(path).await
     }
     async fn set(&self, path: &str, data: &[u8], version: Option<i32>) -> Result<Stat> {

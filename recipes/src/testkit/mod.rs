@@ -38,6 +38,7 @@ macro_rules! recipe_tests {
             rwlock_readers_share_writer_excludes,
             rwlock_reader_waits_for_writer_ahead,
             rwlock_downgrade_keeps_writers_out,
+            rwlock_downgrade_between_read_and_watch,
             rwlock_mixed_load_checker,
             semaphore_never_exceeds_its_leases,
             semaphore_expired_holder_frees_its_lease,
@@ -475,6 +476,35 @@ pub async fn rwlock_reader_waits_for_writer_ahead(f: &dyn BackendFactory) {
     ok(w.release().await, "writer release");
     let r2 = ok(within("reader acquires", r2).await.expect("task"), "r2");
     ok(r2.release().await, "r2 release");
+}
+
+/// A reader that saw a live writer ahead and set its watch only after that writer downgraded
+/// still joins the downgraded hold: the change between its read and its watch is noticed.
+pub async fn rwlock_downgrade_between_read_and_watch(f: &dyn BackendFactory) {
+    let s = scope(f, "rwlock_downgrade_race").await;
+    let slow = Arc::new(LossyReplies::new(ok(f.session().await, "session")));
+    slow.delay_exists_watches(Duration::from_millis(600));
+    let c = Client::new(slow.clone())
+        .with_chroot(&s.base)
+        .expect("chroot");
+    let lock = RwLock::new(&s.client, "/rw");
+    let w = ok(lock.write().await, "write");
+    let reader = {
+        let lock = RwLock::new(&c, "/rw");
+        tokio::spawn(async move { lock.read().await })
+    };
+    until_children(&s.client, "/rw", 2, "reader queued").await;
+    // The reader has read the writer's node and is setting its watch, slowly: downgrade now.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = ok(lock.downgrade(w).await, "downgrade");
+    let reader = ok(
+        within("the reader joins the downgraded hold", reader)
+            .await
+            .expect("task"),
+        "reader",
+    );
+    ok(reader.release().await, "reader release");
+    ok(r.release().await, "downgraded release");
 }
 
 /// A downgraded writer admits the readers queued behind it but never lets a queued writer in
