@@ -363,7 +363,7 @@ impl ZkBackend {
                     zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => Ok(c),
                     zk::SessionState::Disconnected => Err(Error::ConnectionLoss),
                     // Dead: the supervisor is about to replace it.
-                    _ => Err(Error::SessionExpired),
+                    _ => Err(self.session_gone(c.session_id().0).await),
                 };
             }
             match tokio::time::timeout_at(deadline, rx.changed()).await {
@@ -372,6 +372,23 @@ impl ZkBackend {
                 Err(_) => return Err(Error::ConnectionLoss),
             }
         }
+    }
+
+    /// `session` is gone (a server said so, or its client is dead): has the supervisor replace it
+    /// and waits (briefly, bounded) until the handle no longer reports it as current, so that a
+    /// caller who sees `SessionExpired` and looks at the state finds `Expired`, not `Connected`.
+    async fn session_gone(&self, session: i64) -> Error {
+        let shared = &self.shared;
+        shared.gone.send_replace(session);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while shared.session_id.load(Ordering::Acquire) == session
+            && !shared.events.current().is_terminal_for_session()
+            && !self.is_closed()
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Error::SessionExpired
     }
 
     /// Runs one zookeeper operation on the current session, mapping its errors.
@@ -387,14 +404,10 @@ impl ZkBackend {
         self.shared.pump.flush();
         match r {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                let e = map_error(e, kind, path, self.is_closed());
-                if e == Error::SessionExpired {
-                    // The server says so: no later call should try this session again.
-                    self.shared.gone.send_replace(session);
-                }
-                Err(e)
-            }
+            Ok(Err(e)) => match map_error(e, kind, path, self.is_closed()) {
+                Error::SessionExpired => Err(self.session_gone(session).await),
+                e => Err(e),
+            },
             Err(_) => Err(Error::OperationTimeout),
         }
     }
@@ -564,9 +577,11 @@ impl ZkBackend {
                 }
             }
         };
+        let session = client.session_id().0;
         let r = tokio::time::timeout(self.shared.options.operation_timeout, fut).await;
         self.shared.pump.flush();
         match r {
+            Ok(Err(Error::SessionExpired)) => Err(self.session_gone(session).await),
             Ok(r) => r,
             Err(_) => Err(Error::OperationTimeout),
         }
