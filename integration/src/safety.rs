@@ -602,6 +602,18 @@ fn victim(round: usize, leader: Option<usize>, members: usize) -> usize {
     }
 }
 
+/// Expires the session of one of `clients`, chosen at random; describes what happened.
+pub async fn expire_one(
+    factory: &dyn menagerie_core::conformance::BackendFactory,
+    clients: &[Client],
+) -> String {
+    let c = &clients[fastrand::usize(..clients.len())];
+    match factory.expire(c.backend()).await {
+        Ok(()) => "session expired".into(),
+        Err(e) => format!("session expiry failed: {e}"),
+    }
+}
+
 fn killed(round: usize) -> String {
     let who = if round % 3 == 0 { "leader" } else { "follower" };
     format!("{who} killed (SIGKILL) and restarted")
@@ -637,7 +649,6 @@ pub struct EtcdFaults {
 #[async_trait]
 impl Faults for EtcdFaults {
     async fn inject(&mut self, round: usize) -> String {
-        use menagerie_core::conformance::BackendFactory;
         match round % 3 {
             0 | 1 => {
                 let victim = victim(
@@ -650,13 +661,7 @@ impl Faults for EtcdFaults {
                 self.cluster.restart(victim).await;
                 killed(round)
             }
-            _ => {
-                let c = &self.clients[fastrand::usize(..self.clients.len())];
-                match self.factory.expire(c.backend()).await {
-                    Ok(()) => "session expired".into(),
-                    Err(e) => format!("session expiry failed: {e}"),
-                }
-            }
+            _ => expire_one(&self.factory, &self.clients).await,
         }
     }
 
@@ -679,7 +684,6 @@ pub struct ZkFaults {
 #[async_trait]
 impl Faults for ZkFaults {
     async fn inject(&mut self, round: usize) -> String {
-        use menagerie_core::conformance::BackendFactory;
         match round % 3 {
             0 | 1 => {
                 let victim = victim(round, self.cluster.leader(), self.cluster.members().len());
@@ -690,13 +694,7 @@ impl Faults for ZkFaults {
                 }
                 killed(round)
             }
-            _ => {
-                let c = &self.clients[fastrand::usize(..self.clients.len())];
-                match self.factory.expire(c.backend()).await {
-                    Ok(()) => "session expired".into(),
-                    Err(e) => format!("session expiry failed: {e}"),
-                }
-            }
+            _ => expire_one(&*self.factory, &self.clients).await,
         }
     }
 

@@ -83,6 +83,26 @@ impl Default for ZkSettings {
     }
 }
 
+/// True when the server at `addr` answers `ruok` with `imok` (ZooKeeper or menagerie-server).
+pub async fn ruok(addr: &str) -> bool {
+    let addr = addr.to_string();
+    tokio::task::spawn_blocking(move || four_letter(&addr, "ruok", Duration::from_secs(2)))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .is_some_and(|answer| answer == "imok")
+}
+
+/// A conformance-kit factory on `cluster` with 4 s sessions (tracing per
+/// [`init_test_logs`](crate::init_test_logs)).
+pub fn kit_factory(cluster: &ZkCluster) -> menagerie_zookeeper::ZkFactory {
+    crate::init_test_logs();
+    menagerie_zookeeper::ZkFactory::new(
+        cluster.connect_string(),
+        menagerie_zookeeper::ZkOptions::default().with_session_timeout(Duration::from_secs(4)),
+    )
+}
+
 /// Sends a four-letter word to `addr` (`127.0.0.1:port`) and returns the answer (the server closes
 /// the connection after it).
 pub fn four_letter(addr: &str, word: &str, timeout: Duration) -> std::io::Result<String> {

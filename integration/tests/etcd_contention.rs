@@ -18,16 +18,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn init_logs() {
-    if let Ok(level) = std::env::var("MENAGERIE_TEST_LOG") {
-        let level = level.parse().unwrap_or(tracing::Level::DEBUG);
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(level)
-            .with_test_writer()
-            .try_init();
-    }
-}
-
 fn fresh_options(name: &str) -> EtcdOptions {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -54,7 +44,7 @@ fn count(name: &str, default: usize) -> usize {
 /// exactly 0..total.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequential_creates_and_deletes_under_one_parent_make_progress() {
-    init_logs();
+    menagerie_integration::init_test_logs();
     let opts = fresh_options("contention");
     let setup = client(&opts).await;
     setup
@@ -187,7 +177,7 @@ async fn sequential_creates_and_deletes_under_one_parent_make_progress() {
 /// children of that parent must be accepted by etcd and applied exactly once, with exact numbers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_with_a_sequential_create_under_a_busy_parent_applies_once() {
-    init_logs();
+    menagerie_integration::init_test_logs();
     let opts = fresh_options("guesses");
     let a = client(&opts).await;
     a.create("/p", b"", CreateMode::Persistent)
@@ -339,7 +329,7 @@ async fn take_with_ack_until(q: Queue, taken: Arc<AtomicUsize>, total: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: run with --ignored --nocapture"]
 async fn queue_throughput_on_one_parent() {
-    init_logs();
+    menagerie_integration::init_test_logs();
     let n = count("MENAGERIE_BENCH_N", 300);
     let opts = fresh_options("bench");
     let mut clients = Vec::new();

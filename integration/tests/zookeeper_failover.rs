@@ -18,16 +18,6 @@ const SESSION: Duration = Duration::from_secs(8);
 /// Bound on every wait of these tests.
 const WAIT: Duration = Duration::from_secs(30);
 
-fn init_logs() {
-    if let Ok(level) = std::env::var("MENAGERIE_TEST_LOG") {
-        let level = level.parse().unwrap_or(tracing::Level::DEBUG);
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(level)
-            .with_test_writer()
-            .try_init();
-    }
-}
-
 fn ensemble() -> &'static Mutex<ZkCluster> {
     static CLUSTER: OnceLock<Mutex<ZkCluster>> = OnceLock::new();
     CLUSTER.get_or_init(|| {
@@ -81,7 +71,7 @@ async fn base(c: &Client, name: &str) -> Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_kill_keeps_sessions_ephemerals_and_watches() {
-    init_logs();
+    menagerie_integration::init_test_logs();
     let mut zk = ensemble().lock().await;
     zk.heal().unwrap();
     let (a_backend, a) = session(&zk).await;
@@ -159,7 +149,7 @@ async fn leader_kill_keeps_sessions_ephemerals_and_watches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_moves_off_a_killed_member() {
-    init_logs();
+    menagerie_integration::init_test_logs();
     let mut zk = ensemble().lock().await;
     zk.heal().unwrap();
     let (backend, a) = session(&zk).await;
@@ -192,7 +182,7 @@ async fn client_moves_off_a_killed_member() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_leaves_a_frozen_member() {
-    init_logs();
+    menagerie_integration::init_test_logs();
     let mut zk = ensemble().lock().await;
     zk.heal().unwrap();
     // A session on a follower: freezing it leaves the quorum intact.

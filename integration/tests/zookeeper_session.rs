@@ -20,16 +20,6 @@ use tokio::sync::Mutex;
 /// Bound on every wait of these tests.
 const WAIT: Duration = Duration::from_secs(30);
 
-fn init_logs() {
-    if let Ok(level) = std::env::var("MENAGERIE_TEST_LOG") {
-        let level = level.parse().unwrap_or(tracing::Level::DEBUG);
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(level)
-            .with_test_writer()
-            .try_init();
-    }
-}
-
 /// This binary's server; tests that pause it hold the lock.
 fn server() -> &'static Mutex<ZkCluster> {
     static CLUSTER: OnceLock<Mutex<ZkCluster>> = OnceLock::new();
@@ -63,7 +53,7 @@ async fn next_state(states: &mut menagerie_core::StateStream) -> Option<SessionS
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_outage_keeps_the_session() {
-    init_logs();
+    menagerie_integration::init_test_logs();
     let zk = server().lock().await;
     // Connection declared lost after 2/5 × 8 s; the outage (4 s) ends well within the session.
     let (_b, root) = connect(&zk.connect_string(), Duration::from_secs(8)).await;
@@ -111,7 +101,7 @@ async fn short_outage_keeps_the_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_outage_expires_the_session_and_a_new_one_follows() {
-    init_logs();
+    menagerie_integration::init_test_logs();
     let zk = server().lock().await;
     let hosts = zk.connect_string();
     let base = unique("long-outage");
@@ -161,7 +151,7 @@ async fn long_outage_expires_the_session_and_a_new_one_follows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chroot_urls_isolate_clients() {
-    init_logs();
+    menagerie_integration::init_test_logs();
     let hosts = server().lock().await.connect_string();
     let base = unique("chroot");
     let (_rb, root) = connect(&hosts, Duration::from_secs(4)).await;
@@ -255,7 +245,7 @@ async fn chroot_urls_isolate_clients() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capabilities_follow_the_server() {
-    init_logs();
+    menagerie_integration::init_test_logs();
     let hosts = server().lock().await.connect_string();
     let (b, _) = connect(&hosts, Duration::from_secs(4)).await;
     assert_eq!(
@@ -329,7 +319,7 @@ async fn capabilities_follow_the_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_limit_is_the_server_frame_limit() {
-    init_logs();
+    menagerie_integration::init_test_logs();
     let hosts = server().lock().await.connect_string();
     let (b, root) = connect(&hosts, Duration::from_secs(4)).await;
     let base = unique("frame");
@@ -394,7 +384,7 @@ async fn fired_now_state(states: &mut menagerie_core::StateStream) -> Option<Ses
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connecting_to_nothing_fails_within_the_connect_timeout() {
-    init_logs();
+    menagerie_integration::init_test_logs();
     let url = ConnectUrl::parse(&format!("zk://127.0.0.1:{}/x", free_port())).unwrap();
     let started = Instant::now();
     let r = menagerie_zookeeper::connect_with(
@@ -425,7 +415,7 @@ async fn connecting_to_nothing_fails_within_the_connect_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_watches_are_removed_from_the_server() {
-    init_logs();
+    menagerie_integration::init_test_logs();
     let zk = server().lock().await;
     let member = zk.member(0).addr();
     let (_b, root) = connect(&zk.connect_string(), Duration::from_secs(4)).await;

@@ -14,7 +14,7 @@
 //! and --fsync never.
 
 use menagerie_integration::process::{free_port, wait_until, ServerProcess};
-use menagerie_integration::zookeeper::{ZkCluster, ZkSettings};
+use menagerie_integration::zookeeper::{ruok, ZkCluster, ZkSettings};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -199,19 +199,6 @@ async fn run(addr: &str, pid: u32, label: &str) -> Row {
     row
 }
 
-async fn ready(addr: &str) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
-        return false;
-    };
-    if s.write_all(b"ruok").await.is_err() {
-        return false;
-    }
-    let mut out = String::new();
-    let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_string(&mut out)).await;
-    out == "imok"
-}
-
 async fn menagerie(fsync: &str) -> Row {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
@@ -238,7 +225,7 @@ async fn menagerie(fsync: &str) -> Row {
     )
     .expect("spawn menagerie-server");
     assert!(
-        wait_until(Duration::from_secs(30), || ready(&addr)).await,
+        wait_until(Duration::from_secs(30), || ruok(&addr)).await,
         "{}",
         server.log_tail(20)
     );

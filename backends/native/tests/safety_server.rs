@@ -4,7 +4,6 @@
 //! long soak.
 
 use menagerie_core::async_trait;
-use menagerie_core::conformance::BackendFactory;
 use menagerie_core::Client;
 use menagerie_integration::process::{free_port, wait_until, ServerProcess};
 use menagerie_integration::safety::{self, Faults};
@@ -36,16 +35,7 @@ fn spawn(port: u16, dir: &Path, round: usize) -> ServerProcess {
 }
 
 async fn ready(port: u16) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return false;
-    };
-    if s.write_all(b"ruok").await.is_err() {
-        return false;
-    }
-    let mut out = String::new();
-    let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_string(&mut out)).await;
-    out == "imok"
+    menagerie_integration::zookeeper::ruok(&format!("127.0.0.1:{port}")).await
 }
 
 struct ServerFaults {
@@ -80,11 +70,7 @@ impl Faults for ServerFaults {
             self.restart().await;
             "server SIGKILLed and restarted".into()
         } else {
-            let c = &self.clients[fastrand::usize(..self.clients.len())];
-            match self.factory.expire(c.backend()).await {
-                Ok(()) => "session expired".into(),
-                Err(e) => format!("session expiry failed: {e}"),
-            }
+            safety::expire_one(&*self.factory, &self.clients).await
         }
     }
 

@@ -1,6 +1,8 @@
 //! Crash test: the `menagerie-server` binary is SIGKILLed at random moments while clients write;
 //! after each restart every acknowledged write is there.
 
+mod common;
+
 use menagerie_integration::process::{free_port, wait_until, ServerProcess};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -13,17 +15,6 @@ const WRITERS: usize = 4;
 
 fn opts() -> zkc::CreateOptions<'static> {
     CreateMode::Persistent.with_acls(Acls::anyone_all())
-}
-
-/// xorshift64*: a seeded, reproducible stream of kill delays.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
 }
 
 fn spawn(dir: &std::path::Path, port: u16, round: usize) -> ServerProcess {
@@ -54,16 +45,7 @@ fn spawn(dir: &std::path::Path, port: u16, round: usize) -> ServerProcess {
 }
 
 async fn ready(port: u16) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return false;
-    };
-    if s.write_all(b"ruok").await.is_err() {
-        return false;
-    }
-    let mut out = String::new();
-    let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_string(&mut out)).await;
-    out == "imok"
+    menagerie_integration::zookeeper::ruok(&format!("127.0.0.1:{port}")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,7 +56,7 @@ async fn acknowledged_writes_survive_sigkill() {
         .as_nanos() as u64
         | 1;
     eprintln!("crash test seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = common::Rng(seed);
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().join("data");
     let port = free_port();

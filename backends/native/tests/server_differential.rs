@@ -16,19 +16,6 @@ use zookeeper_client as zkc;
 
 const OPS: usize = 1500;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 #[derive(Debug, Clone)]
 enum Step {
     Create(String, Vec<u8>, CreateMode),
